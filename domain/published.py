@@ -1,0 +1,93 @@
+"""The public shape of a stored event: what the audit log shows, what projections apply and what the stream
+carries (api.md "history", events.md). Every field is plain JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid5
+
+from domain.aggregate import event_type
+
+EVENT_ID_NAMESPACE = UUID("6f1c3f0e-6a53-4b8e-9a51-2f1d3c4b5a60")
+BASE_FIELDS = frozenset(
+    {"originator_id", "originator_version", "timestamp", "originator_topic"}
+    | {"actor", "actor_role", "request_id"}
+)
+
+
+def plain(value: Any) -> Any:
+    """A JSON-ready copy of an event value."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def event_id(aggregate_id: str, version: int) -> str:
+    """The event's own id: stable, so that a re-published event can be recognised."""
+    return str(uuid5(EVENT_ID_NAMESPACE, f"{aggregate_id}/{version}"))
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    position: int
+    aggregate_id: str
+    aggregate_type: str
+    version: int
+    type: str
+    recorded_at: str
+    actor: str
+    actor_role: str
+    request_id: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return event_id(self.aggregate_id, self.version)
+
+    @classmethod
+    def of(cls, event: Any, position: int) -> EventRecord:
+        attributes = vars(event)
+        return cls(
+            position=position,
+            aggregate_id=str(event.originator_id),
+            aggregate_type=type(event).__qualname__.split(".")[0],
+            version=event.originator_version,
+            type=event_type(event),
+            recorded_at=event.timestamp.isoformat(),
+            actor=attributes.get("actor", ""),
+            actor_role=attributes.get("actor_role", ""),
+            request_id=attributes.get("request_id", ""),
+            data={k: plain(v) for k, v in attributes.items() if k not in BASE_FIELDS},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "position": self.position,
+            "aggregate_id": self.aggregate_id,
+            "aggregate_type": self.aggregate_type,
+            "version": self.version,
+            "type": self.type,
+            "recorded_at": self.recorded_at,
+            "actor": self.actor,
+            "actor_role": self.actor_role,
+            "request_id": self.request_id,
+            "data": self.data,
+        }
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> EventRecord:
+        return cls(**{k: values[k] for k in cls.__dataclass_fields__})

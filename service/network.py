@@ -1,0 +1,372 @@
+"""The application service: one method per command of api.md — get, decide, save — over the event store.
+
+Cross-aggregate rules (domain.md 3, 4, 5) are decided on what was read and guarded in the save's own
+transaction (service/recorder.py): when a guard finds that the record moved underneath, the command is read and
+decided again, so concurrent requests can neither break a rule nor lose an event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, OperationalError, Transcoding
+
+from domain.aggregate import RecordedAggregate
+from domain.catalogue import Catalogue, catalogues, replikasi_level
+from domain.enums import ReplicationStatus
+from domain.errors import AggregateNotFound, InvalidInput, VersionConflict
+from domain.evaluation import EvaluationInput
+from domain.innovation import Innovation
+from domain.published import EventRecord
+from domain.replication import Replication, SourcePractice
+from service.recorder import RegistryRow
+
+log = logging.getLogger(__name__)
+
+A = TypeVar("A", bound=RecordedAggregate)
+
+SAVE_ATTEMPTS = 10
+SNAPSHOT_INTERVAL = 50
+
+
+class DateAsISO(Transcoding):
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+class StoreContention(Exception):
+    """A command could not be stored after several attempts because the record kept moving."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """An aggregate after a command, and the global position of the last event stored for it."""
+
+    aggregate: Any
+    position: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    aggregate: Any
+    expected_versions: dict[UUID, int]
+
+
+class InnovationNetwork(Application):
+    """PUJA INDAH's record of innovations and their replications."""
+
+    name = "InnovationNetwork"
+    snapshotting_intervals = {Innovation: SNAPSHOT_INTERVAL, Replication: SNAPSHOT_INTERVAL}
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+
+    # --- innovations --------------------------------------------------------------------------
+
+    def register_innovation(self, **fields: Any) -> Outcome:
+        innovation = Innovation.register(**fields)
+        return self._store(Decision(innovation, {}))
+
+    def advance_innovation_stage(
+        self, innovation_id: UUID, stage: str, effective_on: date, if_version: int | None = None
+    ) -> Outcome:
+        return self._act_on_innovation(
+            innovation_id, if_version, lambda i: i.advance_stage(stage, effective_on)
+        )
+
+    def revise_innovation(
+        self,
+        innovation_id: UUID,
+        changes: dict[str, Any],
+        reason: str,
+        if_version: int | None = None,
+    ) -> Outcome:
+        return self._act_on_innovation(innovation_id, if_version, lambda i: i.revise(changes, reason))
+
+    def evaluate_innovation(
+        self,
+        innovation_id: UUID,
+        evaluation: EvaluationInput,
+        catalogue_version: str | None = None,
+        if_version: int | None = None,
+    ) -> Outcome:
+        catalogue = self.catalogue_for(evaluation.year, catalogue_version)
+
+        def decide() -> Decision:
+            innovation = self.innovation(innovation_id)
+            check_version(innovation, if_version)
+            level = self.replikasi_level(innovation_id, innovation.region, evaluation.evaluated_on)
+            innovation.evaluate(evaluation, catalogue, level)
+            return Decision(innovation, {})
+
+        return self._decide_and_store(decide)
+
+    def retire_innovation(
+        self, innovation_id: UUID, reason: str, effective_on: date, if_version: int | None = None
+    ) -> Outcome:
+        return self._act_on_innovation(innovation_id, if_version, lambda i: i.retire(reason, effective_on))
+
+    # --- replications -------------------------------------------------------------------------
+
+    def propose_replication(
+        self,
+        *,
+        innovation_id: UUID,
+        adopting_region: str,
+        rationale: str,
+        proposed_on: date,
+        source_region: str | None = None,
+        facilitator: str | None = None,
+    ) -> Outcome:
+        def decide() -> Decision:
+            innovation = self.innovation_for_proposal(innovation_id)
+            registry = self.registry_of(innovation_id)
+            source = source_region or innovation.region
+            source_practice = next(
+                (
+                    SourcePractice(
+                        row.replication_id,
+                        row.adopting_region,
+                        row.status,
+                        row.generation,
+                        row.penerapan_on,
+                    )
+                    for row in registry
+                    if row.adopting_region == source and row.status == ReplicationStatus.PENERAPAN
+                ),
+                None,
+            )
+            open_replication = next(
+                (
+                    row.replication_id
+                    for row in registry
+                    if row.adopting_region == adopting_region and ReplicationStatus(row.status).is_open
+                ),
+                None,
+            )
+            replication = Replication.propose(
+                innovation=innovation,
+                adopting_region=adopting_region,
+                source_region=source_region,
+                source_practice=source_practice,
+                open_replication_id=open_replication,
+                facilitator=facilitator,
+                rationale=rationale,
+                proposed_on=proposed_on,
+            )
+            expected = {innovation.id: innovation.version}
+            if source_practice is not None:
+                source_replication = self.replication(source_practice.replication_id)
+                expected[source_replication.id] = source_replication.version
+            return Decision(replication, expected)
+
+        return self._decide_and_store(decide)
+
+    def sign_agreement(
+        self,
+        replication_id: UUID,
+        *,
+        document: str,
+        document_number: str,
+        signed_on: date,
+        document_url: str | None = None,
+        if_version: int | None = None,
+    ) -> Outcome:
+        return self._act_on_replication(
+            replication_id,
+            if_version,
+            lambda r: r.sign_agreement(document, document_number, signed_on, document_url),
+        )
+
+    def reject_replication(
+        self, replication_id: UUID, *, reason: str, rejected_on: date, if_version: int | None = None
+    ) -> Outcome:
+        return self._act_on_replication(replication_id, if_version, lambda r: r.reject(reason, rejected_on))
+
+    def record_modification(
+        self, replication_id: UUID, *, if_version: int | None = None, **fields: Any
+    ) -> Outcome:
+        return self._act_on_replication(replication_id, if_version, lambda r: r.record_modification(**fields))
+
+    def advance_adoption(
+        self,
+        replication_id: UUID,
+        *,
+        stage: str,
+        effective_on: date,
+        legal_basis: str | None = None,
+        evidence_urls: list[str] | None = None,
+        if_version: int | None = None,
+    ) -> Outcome:
+        return self._act_on_replication(
+            replication_id,
+            if_version,
+            lambda r: r.advance_adoption(stage, effective_on, legal_basis, evidence_urls),
+        )
+
+    def evaluate_replication(
+        self,
+        replication_id: UUID,
+        evaluation: EvaluationInput,
+        catalogue_version: str | None = None,
+        if_version: int | None = None,
+    ) -> Outcome:
+        catalogue = self.catalogue_for(evaluation.year, catalogue_version)
+
+        def decide() -> Decision:
+            replication = self.replication(replication_id)
+            check_version(replication, if_version)
+            level = self.replikasi_level(
+                replication.innovation_id, replication.adopting_region, evaluation.evaluated_on
+            )
+            replication.evaluate(evaluation, catalogue, level)
+            return Decision(replication, {})
+
+        return self._decide_and_store(decide)
+
+    def discontinue_replication(
+        self,
+        replication_id: UUID,
+        *,
+        reason: str,
+        effective_on: date,
+        if_version: int | None = None,
+    ) -> Outcome:
+        return self._act_on_replication(
+            replication_id, if_version, lambda r: r.discontinue(reason, effective_on)
+        )
+
+    # --- reading the record -------------------------------------------------------------------
+
+    def innovation(self, innovation_id: UUID, version: int | None = None) -> Innovation:
+        return self._get(Innovation, "innovation", innovation_id, version)
+
+    def replication(self, replication_id: UUID, version: int | None = None) -> Replication:
+        return self._get(Replication, "replication", replication_id, version)
+
+    def innovation_for_proposal(self, innovation_id: UUID) -> Innovation:
+        try:
+            return self.innovation(innovation_id)
+        except AggregateNotFound:
+            raise InvalidInput.field("innovation_id", f"No innovation with id {innovation_id}.") from None
+
+    def registry_of(self, innovation_id: UUID) -> list[RegistryRow]:
+        rows: list[RegistryRow] = self.recorder.registry_of(innovation_id)  # type: ignore[attr-defined]
+        return rows
+
+    def replikasi_level(self, innovation_id: UUID, source_region: str, as_of: date) -> int:
+        """index.md: distinct regions that replicated the practice up to penerapan, as of a date."""
+        adopters = {
+            row.adopting_region
+            for row in self.registry_of(innovation_id)
+            if row.source_region == source_region
+            and row.penerapan_on is not None
+            and row.penerapan_on <= as_of
+            and (row.status != ReplicationStatus.DIHENTIKAN or (row.closed_on or as_of) > as_of)
+        }
+        return replikasi_level(len(adopters))
+
+    @staticmethod
+    def catalogue_for(year: int, version: str | None) -> Catalogue:
+        if version is not None:
+            catalogue = catalogues().get(version)
+            if catalogue is None:
+                raise InvalidInput.field("catalogue", f"Unknown catalogue '{version}'.")
+            return catalogue
+        found = catalogues().for_year(year)
+        if found is None:
+            raise InvalidInput.field("year", f"No indicator catalogue covers {year}.")
+        return found
+
+    def head_position(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    # --- get, decide, save --------------------------------------------------------------------
+
+    def _get(self, cls: type[A], kind: str, aggregate_id: UUID, version: int | None) -> A:
+        try:
+            aggregate: Any = self.repository.get(aggregate_id, version=version)
+        except AggregateNotFoundError:
+            raise AggregateNotFound(kind, aggregate_id) from None
+        if not isinstance(aggregate, cls):
+            raise AggregateNotFound(kind, aggregate_id)
+        return aggregate
+
+    def _act_on_innovation(
+        self, innovation_id: UUID, if_version: int | None, act: Callable[[Innovation], None]
+    ) -> Outcome:
+        def decide() -> Decision:
+            innovation = self.innovation(innovation_id)
+            check_version(innovation, if_version)
+            act(innovation)
+            return Decision(innovation, {})
+
+        return self._decide_and_store(decide)
+
+    def _act_on_replication(
+        self, replication_id: UUID, if_version: int | None, act: Callable[[Replication], None]
+    ) -> Outcome:
+        def decide() -> Decision:
+            replication = self.replication(replication_id)
+            check_version(replication, if_version)
+            act(replication)
+            return Decision(replication, {})
+
+        return self._decide_and_store(decide)
+
+    def _decide_and_store(self, decide: Callable[[], Decision]) -> Outcome:
+        for attempt in range(1, SAVE_ATTEMPTS + 1):
+            decision = decide()
+            try:
+                return self._store(decision)
+            except (IntegrityError, OperationalError) as error:
+                log.info("command retried after a concurrent change (attempt %d): %s", attempt, error)
+        raise StoreContention("The record kept changing; the command was not stored.")
+
+    def _store(self, decision: Decision) -> Outcome:
+        aggregate = decision.aggregate
+        recordings = self.save(
+            aggregate,
+            expected_versions=decision.expected_versions,
+            registry=list(registry_rows(aggregate)),
+        )
+        return Outcome(aggregate, recordings[-1].notification.id)
+
+
+def check_version(aggregate: RecordedAggregate, if_version: int | None) -> None:
+    if if_version is not None and aggregate.version != if_version:
+        raise VersionConflict(if_version, aggregate.version)
+
+
+def registry_rows(aggregate: Any) -> Iterable[RegistryRow]:
+    if isinstance(aggregate, Replication):
+        closed = aggregate.rejection or aggregate.discontinuation or {}
+        yield RegistryRow(
+            replication_id=aggregate.id,
+            innovation_id=aggregate.innovation_id,
+            source_region=aggregate.source_region,
+            adopting_region=aggregate.adopting_region,
+            status=aggregate.status,
+            generation=aggregate.generation,
+            penerapan_on=aggregate.penerapan_on,
+            closed_on=closed.get("rejected_on") or closed.get("effective_on"),
+        )
+
+
+def read_records(network: InnovationNetwork, after: int, limit: int) -> list[EventRecord]:
+    """Stored events after a global position, in position order, in their public shape."""
+    notifications = network.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+    return [EventRecord.of(network.mapper.to_domain_event(n), n.id) for n in notifications]

@@ -1,0 +1,164 @@
+"""The event store's recorder on SQLite, extended for what the library does not do by itself.
+
+1. Positions are public (cursors, `X-Event-Position`, the audit log), so `stored_events` keeps them in an explicit
+   `position INTEGER PRIMARY KEY AUTOINCREMENT` column: never renumbered by VACUUM, never reused.
+2. Cross-aggregate rules are guarded in the same transaction as the events (hooking the library's private
+   `_insert_events`, hence the exact pin of `eventsourcing` in setup.cfg and tests/test_recorder.py):
+   - `expected_versions`: aggregates a decision was based on must still be at the version that was read;
+   - `registry`: rows of the replication registry, a table kept inline with the events whose partial unique
+     index allows at most one open replication per (innovation, adopting region) (domain.md rule 5).
+   A broken guard raises `IntegrityError`; the application re-reads and decides again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+
+OPEN_STATUSES = ("diusulkan", "disepakati", "uji_coba", "penerapan")
+
+
+class StaleDecision(IntegrityError):
+    """An aggregate that a decision was based on changed before the decision was stored."""
+
+
+@dataclass(frozen=True)
+class RegistryRow:
+    replication_id: UUID
+    innovation_id: UUID
+    source_region: str
+    adopting_region: str
+    status: str
+    generation: int
+    penerapan_on: date | None
+    closed_on: date | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> RegistryRow:
+        return cls(
+            replication_id=UUID(row["replication_id"]),
+            innovation_id=UUID(row["innovation_id"]),
+            source_region=row["source_region"],
+            adopting_region=row["adopting_region"],
+            status=row["status"],
+            generation=row["generation"],
+            penerapan_on=date.fromisoformat(row["penerapan_on"]) if row["penerapan_on"] else None,
+            closed_on=date.fromisoformat(row["closed_on"]) if row["closed_on"] else None,
+        )
+
+
+class StoreRecorder(SQLiteApplicationRecorder):
+    def __init__(self, datastore: Any, events_table_name: str = "stored_events") -> None:
+        super().__init__(datastore, events_table_name)
+        table = self.events_table_name
+        self.insert_events_statement = (
+            f"INSERT INTO {table} (originator_id, originator_version, topic, state) VALUES (?,?,?,?)"
+        )
+        self.select_max_notification_id_statement = f"SELECT MAX(position) FROM {table}"
+
+    def construct_create_table_statements(self) -> list[str]:
+        table = self.events_table_name
+        return [
+            f"CREATE TABLE IF NOT EXISTS {table} ("
+            "position INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "originator_id TEXT NOT NULL, "
+            "originator_version INTEGER NOT NULL, "
+            "topic TEXT NOT NULL, "
+            "state BLOB NOT NULL, "
+            "UNIQUE (originator_id, originator_version))",
+            "CREATE TABLE IF NOT EXISTS replication_registry ("
+            "replication_id TEXT PRIMARY KEY, "
+            "innovation_id TEXT NOT NULL, "
+            "source_region TEXT NOT NULL, "
+            "adopting_region TEXT NOT NULL, "
+            "status TEXT NOT NULL, "
+            "generation INTEGER NOT NULL, "
+            "penerapan_on TEXT, "
+            "closed_on TEXT)",
+            "CREATE UNIQUE INDEX IF NOT EXISTS one_open_replication "
+            "ON replication_registry (innovation_id, adopting_region) "
+            f"WHERE status IN ({', '.join(repr(s) for s in OPEN_STATUSES)})",
+            "CREATE INDEX IF NOT EXISTS registry_by_source "
+            "ON replication_registry (innovation_id, source_region)",
+        ]
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        # Inserting first takes the write lock, so the checks below read the latest committed state.
+        positions = super()._insert_events(c, stored_events, **kwargs)
+        for aggregate_id, version in (kwargs.get("expected_versions") or {}).items():
+            c.execute(
+                f"SELECT MAX(originator_version) FROM {self.events_table_name} WHERE originator_id=?",
+                (aggregate_id.hex,),
+            )
+            current = c.fetchone()[0]
+            if current != version:
+                raise StaleDecision(f"{aggregate_id} is at version {current}, not {version}")
+        for row in kwargs.get("registry") or ():
+            c.execute(
+                "INSERT INTO replication_registry VALUES (?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (replication_id) DO UPDATE SET status=excluded.status, "
+                "penerapan_on=excluded.penerapan_on, closed_on=excluded.closed_on",
+                (
+                    str(row.replication_id),
+                    str(row.innovation_id),
+                    row.source_region,
+                    row.adopting_region,
+                    row.status,
+                    row.generation,
+                    row.penerapan_on.isoformat() if row.penerapan_on else None,
+                    row.closed_on.isoformat() if row.closed_on else None,
+                ),
+            )
+        return positions
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if start is not None:
+            clauses.append("position>=?" if inclusive_of_start else "position>?")
+            params.append(start)
+        if stop is not None:
+            clauses.append("position<=?")
+            params.append(stop)
+        if topics:
+            clauses.append(f"topic IN ({','.join('?' * len(topics))})")
+            params.extend(topics)
+        where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+        params.append(limit)
+        statement = f"SELECT * FROM {self.events_table_name} {where}ORDER BY position LIMIT ?"
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(statement, params)
+            return [
+                Notification(
+                    id=row["position"],
+                    originator_id=self.convert_originator_id(row["originator_id"]),
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=row["state"],
+                )
+                for row in c.fetchall()
+            ]
+
+    # --- the replication registry ------------------------------------------------------------
+
+    def registry_of(self, innovation_id: UUID) -> list[RegistryRow]:
+        """Every replication of one innovation, as committed."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT * FROM replication_registry WHERE innovation_id=?", (str(innovation_id),))
+            return [RegistryRow.from_row(row) for row in c.fetchall()]
