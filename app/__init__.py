@@ -1,0 +1,49 @@
+"""The HTTP API (api.md): a Flask application factory with one blueprint per resource."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from flask_smorest import Api
+
+from app import http
+from app.logs import configure_logging
+from app.resources import audit, index, innovations, ops, reference, replications
+from app.runtime import Runtime
+from app.settings import Settings
+
+BLUEPRINTS = (innovations.blp, replications.blp, audit.blp, index.blp, reference.blp, ops.blp)
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+    settings = settings or (runtime.settings if runtime else Settings.from_env())
+    configure_logging(settings.log_level)
+    app = Flask("puja")
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        API_TITLE="PUJA INDAH replication tracker",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        API_SPEC_OPTIONS={
+            "info": {
+                "description": "Event-sourced record of how proven regional innovations are replicated "
+                "between pemda (PUJA INDAH). Errors are RFC 9457 problem documents.",
+            },
+            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+            "security": [{"bearer": []}, {}],
+        },
+    )
+    api = Api(app)
+    for blueprint in BLUEPRINTS:
+        api.register_blueprint(blueprint)
+    http.install(app)
+    rt = runtime or Runtime.open(settings)
+    app.extensions["puja"] = rt
+    rt.start()
+    logging.getLogger("app").info("service ready", extra={"data_dir": str(settings.data_dir)})
+    return app

@@ -1,0 +1,142 @@
+"""The `puja` command line (operations.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from app.runtime import Runtime
+from app.settings import Settings
+
+
+def _runtime() -> Runtime:
+    return Runtime.open(Settings.from_env())
+
+
+@click.group()
+def main() -> None:
+    """PUJA INDAH replication tracker."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="gunicorn worker processes")
+@click.option("--threads", default=8, show_default=True, type=int, help="threads per worker")
+@click.option("--first-run-token", is_flag=True, help="Create and print an admin token if none exists yet.")
+def serve(host: str, port: int, workers: int, threads: int, first_run_token: bool) -> None:
+    """Serve the API under gunicorn."""
+    from gunicorn.app.base import BaseApplication
+
+    settings = Settings.from_env()
+    if first_run_token:
+        runtime = Runtime.open(settings)
+        try:
+            if runtime.tokens.count() == 0 and not settings.bootstrap_admin_token:
+                token = runtime.tokens.create("admin", "admin")
+                click.echo("Created the first admin token (shown once, keep it safe):", err=True)
+                click.echo(token)
+        finally:
+            runtime.close()
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", threads)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("timeout", 60)
+            self.cfg.set("graceful_timeout", 10)
+
+        def load(self) -> Any:
+            from app import create_app
+
+            return create_app(settings)
+
+    Server().run()
+
+
+@main.group()
+def tokens() -> None:
+    """Issue, list and revoke API tokens."""
+
+
+@tokens.command("create")
+@click.option(
+    "--role", required=True, type=click.Choice(["admin", "operator", "evaluator", "auditor", "integrator"])
+)
+@click.option("--region", "regions", multiple=True, help="Region code an operator acts for (repeatable).")
+@click.option("--name", required=True, help="The token's subject, recorded as actor on its events.")
+def tokens_create(role: str, regions: tuple[str, ...], name: str) -> None:
+    """Create a token; it is printed once, as the last line."""
+    from app.auth import TokenError
+
+    runtime = _runtime()
+    try:
+        token = runtime.tokens.create(name, role, list(regions))
+    except TokenError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        runtime.close()
+    click.echo(f"Created {role} token '{name}'. It is shown only now:", err=True)
+    click.echo(token)
+
+
+@tokens.command("list")
+def tokens_list() -> None:
+    runtime = _runtime()
+    try:
+        for token in runtime.tokens.list():
+            state = "revoked" if token["revoked"] else "active"
+            scope = ",".join(token["regions"]) or "-"
+            click.echo(f"{token['name']}\t{token['role']}\t{scope}\t{state}\t{token['created_at']}")
+    finally:
+        runtime.close()
+
+
+@tokens.command("revoke")
+@click.argument("name")
+def tokens_revoke(name: str) -> None:
+    runtime = _runtime()
+    try:
+        if not runtime.tokens.revoke(name):
+            raise click.ClickException(f"No active token named '{name}'.")
+    finally:
+        runtime.close()
+    click.echo(f"Revoked '{name}'.")
+
+
+@main.group()
+def projections() -> None:
+    """Projection status."""
+
+
+@projections.command("status")
+def projections_status() -> None:
+    runtime = _runtime()
+    try:
+        runtime.runner.catch_up()
+        json.dump(runtime.runner.status(runtime.network.head_position()), sys.stdout, indent=2)
+        click.echo()
+    finally:
+        runtime.close()
+
+
+@main.command("seed-demo")
+@click.option("--force", is_flag=True, help="Seed even if the store already holds events.")
+def seed_demo(force: bool) -> None:
+    """Load a realistic demo data set through the domain commands."""
+    from app.demo import seed
+
+    runtime = _runtime()
+    try:
+        if runtime.network.head_position() and not force:
+            raise click.ClickException("The store already holds events; use --force to add the demo anyway.")
+        summary = seed(runtime.network)
+        runtime.runner.catch_up()
+    finally:
+        runtime.close()
+    click.echo(json.dumps(summary, indent=2))

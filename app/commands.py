@@ -1,0 +1,49 @@
+"""Running a command on behalf of the authenticated principal, and answering with the aggregate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import g
+
+from app.http import principal, runtime
+from app.representations import innovation_resource, replication_resource
+from domain.acting import Actor, acting_as
+from domain.enums import ReplicationStatus
+from service.network import InnovationNetwork, Outcome
+
+
+def execute(command: Callable[[InnovationNetwork], Outcome]) -> Outcome:
+    who = principal()
+    assert who is not None
+    with acting_as(Actor(who.subject, who.role, g.request_id)):
+        outcome = command(runtime().network)
+    runtime().runner.wake()
+    return outcome
+
+
+def headers_for(outcome: Outcome, location: str | None = None) -> dict[str, str]:
+    headers = {"ETag": f'"{outcome.aggregate.version}"', "X-Event-Position": str(outcome.position)}
+    if location:
+        headers["Location"] = location
+    return headers
+
+
+def innovation_answer(outcome: Outcome, status: int = 200) -> tuple[dict[str, Any], int, dict[str, str]]:
+    innovation = outcome.aggregate
+    network = runtime().network
+    implemented = {
+        row.adopting_region
+        for row in network.registry_of(innovation.id)
+        if row.status == ReplicationStatus.PENERAPAN
+    }
+    location = f"/api/v1/innovations/{innovation.id}" if status == 201 else None
+    return innovation_resource(innovation, len(implemented)), status, headers_for(outcome, location)
+
+
+def replication_answer(outcome: Outcome, status: int = 200) -> tuple[dict[str, Any], int, dict[str, str]]:
+    replication = outcome.aggregate
+    innovation = runtime().network.innovation(replication.innovation_id)
+    location = f"/api/v1/replications/{replication.id}" if status == 201 else None
+    return replication_resource(replication, innovation.name), status, headers_for(outcome, location)

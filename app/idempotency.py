@@ -1,0 +1,113 @@
+"""Idempotency-Key on POST (api.md): a retry with the same key and body gets the first response again and
+stores nothing; the same key with another body is 422; while the first is running, 409. Keys are scoped to
+the token's subject and kept for at least 24 hours."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.storage import idempotency_keys
+
+KEEP_FOR = timedelta(hours=48)
+ABANDONED_AFTER = timedelta(seconds=120)
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    """The same request, whatever the JSON's whitespace or key order."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        canonical = body
+    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What became of an attempt to claim a key: ours to run, a stored response, or a conflict."""
+
+    outcome: str  # "claimed" | "replay" | "in-flight" | "reused"
+    response: StoredResponse | None = None
+
+
+class IdempotencyStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def claim(self, subject: str, key: str, print_: str, request_id: str) -> Claim:
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < now - KEEP_FOR))
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(idempotency_keys).values(
+                        subject=subject,
+                        key=key,
+                        fingerprint=print_,
+                        state="in-flight",
+                        created_at=now,
+                        request_id=request_id,
+                    )
+                )
+            return Claim("claimed")
+        except IntegrityError:
+            pass
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(idempotency_keys).where(
+                    idempotency_keys.c.subject == subject, idempotency_keys.c.key == key
+                )
+            ).first()
+            if row is None:  # released meanwhile: try once more
+                return self.claim(subject, key, print_, request_id)
+            if row.fingerprint != print_:
+                return Claim("reused")
+            if row.state == "done":
+                return Claim("replay", StoredResponse(row.status, dict(row.headers or {}), row.body or b""))
+            created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+            if now - created > ABANDONED_AFTER:
+                # The first attempt died without an answer (process killed): this attempt takes it over.
+                conn.execute(
+                    update(idempotency_keys)
+                    .where(idempotency_keys.c.subject == subject, idempotency_keys.c.key == key)
+                    .values(created_at=now, request_id=request_id)
+                )
+                return Claim("claimed")
+            return Claim("in-flight")
+
+    def complete(self, subject: str, key: str, response: StoredResponse) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(idempotency_keys)
+                .where(idempotency_keys.c.subject == subject, idempotency_keys.c.key == key)
+                .values(state="done", status=response.status, headers=response.headers, body=response.body)
+            )
+
+    def release(self, subject: str, key: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(idempotency_keys).where(
+                    idempotency_keys.c.subject == subject,
+                    idempotency_keys.c.key == key,
+                    idempotency_keys.c.state == "in-flight",
+                )
+            )
+
+
+def replayable_headers(headers: Any) -> dict[str, str]:
+    keep = ("Content-Type", "ETag", "Location", "X-Event-Position")
+    return {name: headers[name] for name in keep if name in headers}

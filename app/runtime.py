@@ -1,0 +1,58 @@
+"""Everything one process of the service holds: the event store, the view store, the projection runner,
+tokens and idempotency keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.auth import TokenStore
+from app.idempotency import IdempotencyStore
+from app.settings import Settings
+from app.storage import metadata as service_metadata
+from projections.audit import AuditProjection
+from projections.index import IndexProjection
+from projections.runner import ProjectionRunner
+from projections.store import ViewStore
+from service.network import InnovationNetwork, read_records
+from service.store import open_sqlite_network
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    network: InnovationNetwork
+    views: ViewStore
+    runner: ProjectionRunner
+    tokens: TokenStore
+    idempotency: IdempotencyStore
+
+    @classmethod
+    def open(cls, settings: Settings) -> Runtime:
+        settings.event_store_path.parent.mkdir(parents=True, exist_ok=True)
+        network = open_sqlite_network(settings.event_store_path)
+        views = ViewStore(settings.views_url)
+        views.create_all()
+        service_metadata.create_all(views.engine)
+        runner = ProjectionRunner(
+            views,
+            read=lambda after, limit: read_records(network, after, limit),
+            head=network.head_position,
+            projections=[IndexProjection(), AuditProjection()],
+        )
+        return cls(
+            settings=settings,
+            network=network,
+            views=views,
+            runner=runner,
+            tokens=TokenStore(views.engine, settings.bootstrap_admin_token),
+            idempotency=IdempotencyStore(views.engine),
+        )
+
+    def start(self) -> None:
+        if self.settings.project_in_process:
+            self.runner.start()
+
+    def close(self) -> None:
+        self.runner.stop()
+        self.views.dispose()
+        self.network.close()

@@ -1,0 +1,42 @@
+"""Configuration, only from the environment (operations.md)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    bootstrap_admin_token: str | None = None
+    log_level: str = "INFO"
+    project_in_process: bool = True
+    min_position_timeout: float = 5.0
+    max_body_bytes: int = 1024 * 1024
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        return cls(
+            data_dir=Path(env.get("PUJA_DATA_DIR") or "var"),
+            database_url=env.get("PUJA_DATABASE_URL") or None,
+            bootstrap_admin_token=env.get("PUJA_BOOTSTRAP_ADMIN_TOKEN") or None,
+            log_level=(env.get("PUJA_LOG_LEVEL") or "INFO").upper(),
+        )
+
+    @property
+    def event_store_path(self) -> Path:
+        if self.database_url and self.database_url.startswith("sqlite:///"):
+            return Path(self.database_url.removeprefix("sqlite:///"))
+        return self.data_dir / "events.sqlite"
+
+    @property
+    def views_url(self) -> str:
+        """Projections, tokens and idempotency keys live beside the event store, in their own file, so that
+        projecting never contends with recording for SQLite's single writer."""
+        path = self.event_store_path
+        return f"sqlite:///{path.with_name(path.stem + '-views.sqlite')}"
