@@ -22,7 +22,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 
 typecheck: venv
-	$(BIN)/mypy domain service
+	$(BIN)/mypy domain service projections
 
 unit: venv
 	$(BIN)/pytest -q

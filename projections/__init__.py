@@ -1,0 +1,31 @@
+"""The read side: views of the record (listings, index figures, the audit log) in their own small world.
+
+Projections consume only `domain.published.EventRecord`s and write with SQLAlchemy Core; they do not know whether
+records come from the store's notification log or from a stream.
+
+- `projections.store.ViewStore` — the database of the views; `projections.tables` — its tables.
+- `projections.index.IndexProjection` ("index") and `projections.audit.AuditProjection` ("audit").
+- `projections.runner.ProjectionRunner` — applies new records, tracks positions, waits for them.
+- `projections.queries` — the read functions.
+"""
+
+from projections.audit import AuditProjection
+from projections.index import IndexProjection
+from projections.runner import ProjectionRunner
+from projections.store import ViewStore
+from projections.tracking import Projection
+
+
+def all_projections() -> list[Projection]:
+    """A fresh instance of every projection this service keeps."""
+    return [IndexProjection(), AuditProjection()]
+
+
+__all__ = [
+    "AuditProjection",
+    "IndexProjection",
+    "Projection",
+    "ProjectionRunner",
+    "ViewStore",
+    "all_projections",
+]

@@ -1,0 +1,258 @@
+"""Keeps projections up to date with the record.
+
+The runner knows nothing of where records come from: `read(after, limit)` returns the records after a global
+position in position order, `head()` the last stored position. Each batch a projection applies commits together
+with its tracked position, so a crash or a stop never leaves a view and its position apart: a new runner goes on
+from the tracked position. A record that fails is rolled back with its batch and retried on the next round; the
+projection never moves past it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.published import EventRecord
+from projections.store import ViewStore
+from projections.tracking import Applies, read_tracked
+
+log = logging.getLogger(__name__)
+
+Read = Callable[[int, int], list[EventRecord]]
+Head = Callable[[], int]
+
+POLL_INTERVAL = 0.2
+STALLED_AFTER = 60.0
+REPEAT_FAILURE_LOG_AFTER = 60.0
+
+
+class ProjectionRunner:
+    def __init__(
+        self,
+        store: ViewStore,
+        read: Read,
+        head: Head,
+        projections: Sequence[Applies],
+        batch_size: int = 500,
+        *,
+        poll_interval: float = POLL_INTERVAL,
+        stalled_after: float = STALLED_AFTER,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size is at least 1")
+        names = [p.name for p in projections]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Projection names repeat: {names}")
+        self.store = store
+        self.read = read
+        self.head = head
+        self.projections = list(projections)
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.stalled_after = stalled_after
+        self._applied = threading.Condition()
+        self._positions: dict[str, int] = {}
+        self._current_since: dict[str, datetime] = {}
+        self._created_at = datetime.now(UTC)
+        self._failures: dict[str, tuple[tuple[int | None, str], float]] = {}
+        self._catching_up = threading.Lock()
+        self._wakeup = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.projections]
+
+    # --- applying ------------------------------------------------------------------------------
+
+    def catch_up(self) -> int:
+        """Apply every record available now; returns the position every projection has reached."""
+        return self._catch_up(lambda: False)
+
+    def _catch_up(self, interrupted: Callable[[], bool]) -> int:
+        with self._catching_up:
+            failed: set[str] = set()
+            while not interrupted():
+                positions = self._refresh_positions()
+                pending = [p for p in self.projections if p.name not in failed]
+                if not pending or min(positions[p.name] for p in pending) >= self.head():
+                    self._note_current(positions, failed)
+                    break
+                progressed = False
+                batches: dict[int, list[EventRecord]] = {}
+                for projection in pending:
+                    after = positions[projection.name]
+                    if after not in batches:
+                        batches[after] = self.read(after, self.batch_size)
+                    records = [r for r in batches[after] if r.position > after]
+                    if not records:
+                        self._note_current({projection.name: after}, set())
+                        continue
+                    if self._apply_batch(projection, records):
+                        progressed = True
+                    else:
+                        failed.add(projection.name)
+                if not progressed:
+                    break
+            return min((self._positions.get(name, 0) for name in self.names), default=0)
+
+    def _apply_batch(self, projection: Applies, records: list[EventRecord]) -> bool:
+        """Apply records in one transaction with the tracked position. On a failure, the records before the
+        failing one are applied on their own, so the view stops just before it; returns False."""
+        done = 0
+        try:
+            with self.store.begin() as conn:
+                for record in records:
+                    projection.apply(conn, record)
+                    done += 1
+        except Exception:
+            self._log_failure(projection.name, records[done] if done < len(records) else None)
+            if 0 < done < len(records):
+                self._apply_batch(projection, records[:done])
+            return False
+        self._advanced(projection.name, records[-1].position)
+        return True
+
+    def _log_failure(self, name: str, record: EventRecord | None) -> None:
+        """The first failure at a record is logged with its traceback; repeats only once a minute."""
+        where = (record.position, record.type) if record else (None, "commit")
+        now = time.monotonic()
+        last = self._failures.get(name)
+        if last is not None and last[0] == where and now - last[1] < REPEAT_FAILURE_LOG_AFTER:
+            return
+        self._failures[name] = (where, now)
+        repeated = last is not None and last[0] == where
+        log.log(
+            logging.WARNING if repeated else logging.ERROR,
+            "projection %s %s at position %s (%s); it is retried and does not move past it",
+            name,
+            "is still failing" if repeated else "failed",
+            where[0],
+            where[1],
+            exc_info=not repeated,
+        )
+
+    def _advanced(self, name: str, position: int) -> None:
+        with self._applied:
+            self._positions[name] = max(position, self._positions.get(name, 0))
+            self._applied.notify_all()
+
+    def _refresh_positions(self, names: Sequence[str] | None = None) -> dict[str, int]:
+        """Positions as committed (also by other processes). Waiters are told of any progress."""
+        wanted = list(names) if names is not None else self.names
+        with self.store.connect() as conn:
+            tracked = read_tracked(conn, wanted)
+        committed = {name: tracked[name].position if name in tracked else 0 for name in wanted}
+        with self._applied:
+            for name, position in committed.items():
+                if position > self._positions.get(name, 0):
+                    self._positions[name] = position
+                    self._applied.notify_all()
+        return committed
+
+    def _note_current(self, positions: dict[str, int], failed: set[str]) -> None:
+        """Remember when each projection was last seen with nothing left to apply (see `status`)."""
+        now = datetime.now(UTC)
+        for name in positions:
+            if name not in failed:
+                self._current_since[name] = now
+
+    # --- running in the background -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Keep catching up in a daemon thread until `stop()`."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="projection-runner", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._catch_up(self._stopping.is_set)
+            except Exception:
+                log.exception("projection runner could not catch up; it will try again")
+            self._wakeup.wait(self.poll_interval)
+            self._wakeup.clear()
+
+    def wake(self) -> None:
+        """Catch up now (a command of this process was just stored)."""
+        self._wakeup.set()
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        self._stopping.set()
+        self._wakeup.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # --- reading progress ----------------------------------------------------------------------
+
+    def wait_for(self, position: int, names: Sequence[str], timeout: float) -> bool:
+        """Whether every named projection has applied `position`, waiting up to `timeout` seconds."""
+        names = list(names)
+        if position <= 0 or not names:
+            return True
+        deadline = time.monotonic() + timeout
+        if self.running:
+            self.wake()
+        while True:
+            if min(self._refresh_positions(names).values()) >= position:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._applied:
+                if all(self._positions.get(n, 0) >= position for n in names):
+                    return True
+                self._applied.wait(min(remaining, self.poll_interval))
+
+    def position_of(self, names: Sequence[str]) -> int:
+        """The position every named projection has applied (the lowest of them)."""
+        positions = self._refresh_positions(list(names))
+        return min(positions.values(), default=0)
+
+    def status(self, head_position: int | None = None) -> list[dict[str, Any]]:
+        """Each projection's progress: `name, position, head_position, lag, last_advanced_at, status`.
+
+        `stalled` means behind and not advancing for `stalled_after` seconds; a projection that was idle and
+        current counts from the moment this runner last saw it current, not from its last advance."""
+        head = self.head() if head_position is None else head_position
+        with self.store.connect() as conn:
+            tracked = read_tracked(conn, self.names)
+        now = datetime.now(UTC)
+        answers = []
+        for name in self.names:
+            found = tracked.get(name)
+            position = found.position if found else 0
+            advanced_at = found.last_advanced_at if found else None
+            lag = max(0, head - position)
+            moments = [m for m in (advanced_at, self._current_since.get(name)) if m is not None]
+            quiet_for = (now - max(moments or [self._created_at])).total_seconds()
+            if lag == 0:
+                state = "ok"
+            elif quiet_for > self.stalled_after:
+                state = "stalled"
+            else:
+                state = "catching_up"
+            answers.append(
+                {
+                    "name": name,
+                    "position": position,
+                    "head_position": head,
+                    "lag": lag,
+                    "last_advanced_at": advanced_at.isoformat() if advanced_at else None,
+                    "status": state,
+                }
+            )
+        return answers

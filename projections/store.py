@@ -1,0 +1,84 @@
+"""Where the read model lives: a SQLAlchemy engine over SQLite (embedded) or PostgreSQL.
+
+On SQLite the pysqlite driver's own transaction handling is switched off, so that SQLAlchemy's `begin()` is a
+real `BEGIN`: writers take the write lock up front (`BEGIN IMMEDIATE`, waiting up to the busy timeout for other
+processes) and every read sees one consistent snapshot (WAL journal mode).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
+
+from projections.tables import metadata
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_BEGIN_MODE = "sqlite_begin"
+
+
+class ViewStore:
+    """The read model's database: its tables, and transactions to read or write them."""
+
+    metadata = metadata
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        parsed = make_url(url)
+        if parsed.drivername in ("postgresql", "postgres"):
+            parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3, as the event store uses
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        options: dict[str, Any] = {}
+        if self.is_sqlite:
+            options["connect_args"] = {
+                "check_same_thread": False,
+                "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+            }
+            if parsed.database in (None, "", ":memory:"):
+                options["poolclass"] = StaticPool
+        self.engine: Engine = create_engine(parsed, **options)
+        if self.is_sqlite:
+            _configure_sqlite(self.engine)
+
+    def create_all(self) -> None:
+        self.metadata.create_all(self.engine)
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A write transaction: committed when the block ends, rolled back when it raises."""
+        with self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn.execution_options(**{_BEGIN_MODE: "IMMEDIATE"})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A read-only connection; its reads share one snapshot until the block ends."""
+        with self.engine.connect() as conn:
+            yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get(_BEGIN_MODE, "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")

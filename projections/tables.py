@@ -1,0 +1,110 @@
+"""The read model's tables (SQLAlchemy Core, portable between SQLite and PostgreSQL).
+
+Every listing has a `created_position` column: the global position of the event that created the item. It only
+grows, so cursor iteration in that order never skips or repeats an item while new ones arrive. The business dates
+of every step are columns, so that figures "as of a date" can be computed from the tables alone.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
+
+metadata = MetaData()
+
+# A 64-bit position that is also SQLite's rowid when it is the primary key.
+Position = BigInteger().with_variant(Integer(), "sqlite")
+
+ID = 36  # a UUID as text
+REGION = 5  # "35" or "35.04"
+ENUM = 60
+
+projection_positions = Table(
+    "projection_positions",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("position", Position, nullable=False),
+    Column("last_advanced_at", DateTime(timezone=True), nullable=True),
+)
+
+innovations = Table(
+    "innovations",
+    metadata,
+    Column("innovation_id", String(ID), primary_key=True),
+    Column("created_position", Position, nullable=False, unique=True),
+    Column("region", String(REGION), nullable=False, index=True),
+    Column("province", String(REGION), nullable=False, index=True),
+    Column("name", String, nullable=False),
+    Column("name_folded", String, nullable=False),
+    Column("form", String(ENUM), nullable=False, index=True),
+    Column("stage", String(ENUM), nullable=False, index=True),
+    Column("retired", Boolean, nullable=False, index=True),
+    Column("started_on", Date, nullable=False),
+    Column("uji_coba_on", Date, nullable=True),
+    Column("penerapan_on", Date, nullable=True),
+    Column("retired_on", Date, nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("doc", JSON, nullable=False),
+)
+
+innovation_urusan = Table(
+    "innovation_urusan",
+    metadata,
+    Column("innovation_id", String(ID), primary_key=True),
+    Column("urusan", String(ENUM), primary_key=True),
+    Index("innovation_urusan_by_urusan", "urusan", "innovation_id"),
+)
+
+replications = Table(
+    "replications",
+    metadata,
+    Column("replication_id", String(ID), primary_key=True),
+    Column("created_position", Position, nullable=False, unique=True),
+    Column("innovation_id", String(ID), nullable=False, index=True),
+    Column("source_region", String(REGION), nullable=False, index=True),
+    Column("source_province", String(REGION), nullable=False, index=True),
+    Column("adopting_region", String(REGION), nullable=False, index=True),
+    Column("adopting_province", String(REGION), nullable=False, index=True),
+    Column("status", String(ENUM), nullable=False, index=True),
+    # The innovation's form and urusan; null / empty until the innovation's registration is applied.
+    Column("form", String(ENUM), nullable=True, index=True),
+    Column("urusan", JSON, nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("proposed_on", Date, nullable=False),
+    Column("signed_on", Date, nullable=True),
+    Column("rejected_on", Date, nullable=True),
+    Column("uji_coba_on", Date, nullable=True),
+    Column("penerapan_on", Date, nullable=True),
+    Column("discontinued_on", Date, nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("doc", JSON, nullable=False),
+    Index("replications_by_innovation_status", "innovation_id", "status", "adopting_region"),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("position", Position, primary_key=True, autoincrement=False),
+    Column("event_id", String(ID), nullable=False, unique=True),
+    Column("aggregate_id", String(ID), nullable=False),
+    Column("aggregate_type", String(ENUM), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("type", String(ENUM), nullable=False, index=True),
+    Column("recorded_at", String(40), nullable=False),
+    Column("actor", String, nullable=False),
+    Column("actor_role", String(ENUM), nullable=False),
+    Column("request_id", String, nullable=False),
+    Column("data", JSON, nullable=False),
+    Index("audit_events_by_aggregate", "aggregate_id", "version"),
+)

@@ -1,0 +1,94 @@
+"""How far each projection has applied the record, kept in the same transaction as the view it describes.
+
+A projection applies a record only when it can move its tracked position forward to the record's position, in
+the caller's transaction: a record is applied exactly once in effect, however often it is delivered. The move is
+one conditional UPDATE, which also holds the row until the transaction ends, so two appliers (threads or
+processes) can never both apply the same record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from sqlalchemy import Connection, bindparam, insert, select, update
+
+from domain.published import EventRecord
+from projections.tables import projection_positions
+
+
+class Applies(Protocol):
+    """What a runner needs of a projection."""
+
+    name: str
+
+    def apply(self, conn: Connection, record: EventRecord) -> None: ...
+
+
+class Projection:
+    """A projection of the record: `project` lays one record down; `apply` does so at most once."""
+
+    name: str = ""
+
+    def apply(self, conn: Connection, record: EventRecord) -> None:
+        if claim(conn, self.name, record.position):
+            self.project(conn, record)
+
+    def project(self, conn: Connection, record: EventRecord) -> None:
+        """Lay one record down. Also safe to call again for a record already laid down."""
+        raise NotImplementedError
+
+
+_POSITION = select(projection_positions.c.position).where(projection_positions.c.name == bindparam("b_name"))
+_START = insert(projection_positions)
+_CLAIM = update(projection_positions).where(
+    projection_positions.c.name == bindparam("b_name"),
+    projection_positions.c.position < bindparam("b_position"),
+)
+
+
+@dataclass(frozen=True)
+class Tracked:
+    name: str
+    position: int
+    last_advanced_at: datetime | None
+
+
+def claim(conn: Connection, name: str, position: int) -> bool:
+    """Move `name`'s tracked position forward to `position`; False when it is already there or beyond (the
+    record was applied before)."""
+    now = datetime.now(UTC)
+    moved = conn.execute(
+        _CLAIM, {"b_name": name, "b_position": position, "position": position, "last_advanced_at": now}
+    )
+    if moved.rowcount == 1:
+        return True
+    if conn.execute(_POSITION, {"b_name": name}).first() is not None:
+        return False
+    conn.execute(_START, {"name": name, "position": position, "last_advanced_at": now})
+    return True
+
+
+def tracked_position(conn: Connection, name: str) -> int:
+    """The last position applied by `name` (0 when it has applied nothing)."""
+    found = conn.execute(_POSITION, {"b_name": name}).scalar_one_or_none()
+    return int(found) if found is not None else 0
+
+
+def read_tracked(conn: Connection, names: Iterable[str] | None = None) -> dict[str, Tracked]:
+    query = select(projection_positions)
+    if names is not None:
+        query = query.where(projection_positions.c.name.in_(list(names)))
+    return {
+        row.name: Tracked(row.name, int(row.position), as_utc(row.last_advanced_at))
+        for row in conn.execute(query)
+    }
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """SQLite hands timestamps back without their offset; they were written in UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
