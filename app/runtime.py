@@ -14,7 +14,7 @@ from projections.index import IndexProjection
 from projections.runner import ProjectionRunner
 from projections.store import ViewStore
 from service.network import InnovationNetwork, read_records
-from service.store import open_sqlite_network
+from service.store import open_network
 
 
 @dataclass
@@ -28,8 +28,9 @@ class Runtime:
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
-        settings.event_store_path.parent.mkdir(parents=True, exist_ok=True)
-        network = open_sqlite_network(settings.event_store_path)
+        if not settings.uses_postgres:
+            settings.event_store_path.parent.mkdir(parents=True, exist_ok=True)
+        network = open_network(settings.database_url, settings.event_store_path)
         views = ViewStore(settings.views_url)
         views.create_all()
         service_metadata.create_all(views.engine)

@@ -35,8 +35,16 @@ class Settings:
         return self.data_dir / "events.sqlite"
 
     @property
+    def uses_postgres(self) -> bool:
+        return bool(self.database_url) and not str(self.database_url).startswith("sqlite:")
+
+    @property
     def views_url(self) -> str:
-        """Projections, tokens and idempotency keys live beside the event store, in their own file, so that
-        projecting never contends with recording for SQLite's single writer."""
+        """Projections, tokens and idempotency keys: in the same PostgreSQL database as the events, or on
+        SQLite beside the event store in their own file, so that projecting never contends with recording
+        for SQLite's single writer."""
+        if self.uses_postgres:
+            assert self.database_url is not None
+            return self.database_url
         path = self.event_store_path
         return f"sqlite:///{path.with_name(path.stem + '-views.sqlite')}"

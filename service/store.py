@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from service.network import InnovationNetwork
 
@@ -16,5 +17,33 @@ def sqlite_env(path: Path | str) -> dict[str, str]:
     }
 
 
+def postgres_env(url: str) -> dict[str, str]:
+    """The library's settings for a `postgresql://user:password@host:port/dbname` URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres", "postgresql+psycopg") or not parts.path.strip("/"):
+        raise ValueError(f"Not a PostgreSQL URL: {url!r}")
+    query = dict(parse_qsl(parts.query))
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": unquote(parts.path.strip("/")),
+        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(parts.port or 5432),
+        "POSTGRES_USER": unquote(parts.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        "POSTGRES_SCHEMA": query.get("schema", "public"),
+        "POSTGRES_POOL_SIZE": query.get("pool_size", "10"),
+        "POSTGRES_MAX_OVERFLOW": query.get("max_overflow", "10"),
+        "POSTGRES_LOCK_TIMEOUT": "30",
+        "APPLICATION_RECORDER_TOPIC": "service.postgres:PostgresStoreRecorder",
+    }
+
+
 def open_sqlite_network(path: Path | str) -> InnovationNetwork:
     return InnovationNetwork(env=sqlite_env(path))
+
+
+def open_network(database_url: str | None, sqlite_path: Path | str) -> InnovationNetwork:
+    """The event store at `PUJA_DATABASE_URL` (PostgreSQL), or the embedded SQLite file."""
+    if database_url and not database_url.startswith("sqlite:"):
+        return InnovationNetwork(env=postgres_env(database_url))
+    return open_sqlite_network(sqlite_path)

@@ -1,0 +1,111 @@
+"""The event store's recorder on PostgreSQL: the same guarantees as service/recorder.py on SQLite.
+
+- Positions: the library takes `LOCK TABLE ... IN EXCLUSIVE MODE` before every insert, so commits happen in
+  position order. Under that lock we number the new events ourselves (the current maximum + 1, 2, ...) instead of
+  drawing from a sequence, so that a rolled-back insert leaves no gap in the notification log.
+- Guards of the cross-aggregate rules run inside the same transaction, after the lock: the `expected_versions`
+  of the aggregates a decision read, and the replication registry with its partial unique index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+from service.recorder import OPEN_STATUSES, RegistryRow, StaleDecision
+
+
+class PostgresStoreRecorder(PostgresApplicationRecorder):
+    def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        schema = Identifier(self.datastore.schema)
+        table = Identifier(self.events_table_name)
+        self.registry_table = SQL("{0}.replication_registry").format(schema)
+        self.insert_events_statement = SQL(
+            "INSERT INTO {schema}.{table} AS t "
+            "(originator_id, originator_version, topic, state, notification_id) "
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state, "
+            "(SELECT COALESCE(MAX(notification_id), 0) FROM {schema}.{table}) + e.n "
+            "FROM unnest(%s::{schema}.{stored_event_type}[]) WITH ORDINALITY "
+            "AS e(originator_id, originator_version, topic, state, n) "
+            "RETURNING notification_id"
+        ).format(
+            schema=schema,
+            table=table,
+            stored_event_type=Identifier(self.stored_event_type_name),
+        )
+        self.max_version_statement = SQL(
+            "SELECT MAX(originator_version) AS v FROM {0}.{1} WHERE originator_id = %s"
+        ).format(schema, table)
+        self.sql_create_statements.extend(
+            [
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {0} ("
+                    "replication_id text PRIMARY KEY, innovation_id text NOT NULL, "
+                    "source_region text NOT NULL, adopting_region text NOT NULL, status text NOT NULL, "
+                    "generation integer NOT NULL, penerapan_on text, closed_on text)"
+                ).format(self.registry_table),
+                SQL(
+                    "CREATE UNIQUE INDEX IF NOT EXISTS one_open_replication ON {0} "
+                    "(innovation_id, adopting_region) WHERE status IN ({1})"
+                ).format(self.registry_table, SQL(", ").join(SQL(repr(s)) for s in OPEN_STATUSES)),
+                SQL("CREATE INDEX IF NOT EXISTS registry_by_innovation ON {0} (innovation_id)").format(
+                    self.registry_table
+                ),
+            ]
+        )
+
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        with curs.connection.cursor() as guard:
+            self._check_expected_versions(guard, kwargs.get("expected_versions") or {})
+            self._write_registry(guard, kwargs.get("registry") or ())
+        PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events, **kwargs)
+
+    def _check_expected_versions(self, curs: Cursor[DictRow], expected: dict[UUID, int]) -> None:
+        for aggregate_id, version in expected.items():
+            curs.execute(self.max_version_statement, (aggregate_id,), prepare=True)
+            row = curs.fetchone()
+            current = row["v"] if row else None
+            if current != version:
+                raise StaleDecision(f"{aggregate_id} is at version {current}, not {version}")
+
+    def _write_registry(self, curs: Cursor[DictRow], rows: Sequence[RegistryRow]) -> None:
+        for row in rows:
+            curs.execute(
+                SQL(
+                    "INSERT INTO {0} VALUES (%s,%s,%s,%s,%s,%s,%s,%s) "
+                    "ON CONFLICT (replication_id) DO UPDATE SET status=excluded.status, "
+                    "penerapan_on=excluded.penerapan_on, closed_on=excluded.closed_on"
+                ).format(self.registry_table),
+                (
+                    str(row.replication_id),
+                    str(row.innovation_id),
+                    row.source_region,
+                    row.adopting_region,
+                    row.status,
+                    row.generation,
+                    row.penerapan_on.isoformat() if row.penerapan_on else None,
+                    row.closed_on.isoformat() if row.closed_on else None,
+                ),
+                prepare=True,
+            )
+
+    def registry_of(self, innovation_id: UUID) -> list[RegistryRow]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL("SELECT * FROM {0} WHERE innovation_id = %s").format(self.registry_table),
+                (str(innovation_id),),
+                prepare=True,
+            )
+            return [RegistryRow.from_row(row) for row in curs.fetchall()]
