@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from app.auth import TokenStore
 from app.idempotency import IdempotencyStore
+from app.migrate import upgrade
 from app.settings import Settings
-from app.storage import metadata as service_metadata
 from projections.audit import AuditProjection
 from projections.index import IndexProjection
 from projections.runner import ProjectionRunner
@@ -32,8 +32,7 @@ class Runtime:
             settings.event_store_path.parent.mkdir(parents=True, exist_ok=True)
         network = open_network(settings.database_url, settings.event_store_path)
         views = ViewStore(settings.views_url)
-        views.create_all()
-        service_metadata.create_all(views.engine)
+        upgrade(views.engine)
         runner = ProjectionRunner(
             views,
             read=lambda after, limit: read_records(network, after, limit),

@@ -1,0 +1,33 @@
+"""Versioned migrations of the projection and service tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
+
+from app.migrate import upgrade
+from app.storage import metadata as service_metadata
+from projections.tables import metadata as projection_metadata
+
+
+def test_migrations_build_exactly_the_tables_the_code_declares(tmp_path: Any) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'views.sqlite'}")
+    upgrade(engine)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"render_as_batch": True})
+        differences = compare_metadata(context, [projection_metadata, service_metadata])
+    assert differences == []
+
+
+def test_upgrading_twice_changes_nothing_and_records_the_head(tmp_path: Any) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'views.sqlite'}")
+    upgrade(engine)
+    tables = set(inspect(engine).get_table_names())
+    upgrade(engine)
+    assert set(inspect(engine).get_table_names()) == tables
+    with engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == "0001"
+    assert {"innovations", "replications", "audit_events", "api_tokens", "idempotency_keys"} <= tables
