@@ -25,14 +25,20 @@ def one_of(enum: Any) -> validate.OneOf:
 
 
 class Text(fields.String):
-    """A string, trimmed; a required one may not be empty."""
+    """A string, trimmed. Empty after trimming, it is None where the field may be None (an optional field);
+    elsewhere (a required field, or a revision's name or description) it is a validation error."""
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        text = text.strip()
-        if not text and self.required:
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        if text:
+            return text
+        if self.required or not self.allow_none:
             raise ValidationError("May not be empty.")
-        return text or None
+        return None
+
+    def _validate(self, value: Any) -> None:
+        if value is not None:  # an empty optional text: nothing for the validators (e.g. Length) to check
+            super()._validate(value)
 
 
 class RegionCode(fields.String):

@@ -8,6 +8,8 @@ decided again, so concurrent requests can neither break a rule nor lose an event
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -24,7 +26,7 @@ from domain.errors import AggregateNotFound, InvalidInput, VersionConflict
 from domain.evaluation import EvaluationInput
 from domain.innovation import Innovation
 from domain.published import EventRecord
-from domain.replication import Replication, SourcePractice
+from domain.replication import Replication
 from service.recorder import RegistryRow
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 A = TypeVar("A", bound=RecordedAggregate)
 
 SAVE_ATTEMPTS = 10
+RETRY_BACKOFF_SECONDS = 0.002  # doubled on every retry, with full jitter, so that writers stop colliding
 SNAPSHOT_INTERVAL = 50
 
 
@@ -135,20 +138,18 @@ class InnovationNetwork(Application):
             innovation = self.innovation_for_proposal(innovation_id)
             registry = self.registry_of(innovation_id)
             source = source_region or innovation.region
-            source_practice = next(
+            source_row = next(
                 (
-                    SourcePractice(
-                        row.replication_id,
-                        row.adopting_region,
-                        row.status,
-                        row.generation,
-                        row.penerapan_on,
-                    )
+                    row
                     for row in registry
                     if row.adopting_region == source and row.status == ReplicationStatus.PENERAPAN
                 ),
                 None,
             )
+            # Decide on the source replication as read here, at the version the save guards: the registry
+            # row may already be stale (e.g. discontinued since), and that must not slip past the guard.
+            source_replication = self.replication(source_row.replication_id) if source_row else None
+            source_practice = source_replication.as_source() if source_replication else None
             open_replication = next(
                 (
                     row.replication_id
@@ -168,8 +169,7 @@ class InnovationNetwork(Application):
                 proposed_on=proposed_on,
             )
             expected = {innovation.id: innovation.version}
-            if source_practice is not None:
-                source_replication = self.replication(source_practice.replication_id)
+            if source_replication is not None:
                 expected[source_replication.id] = source_replication.version
             return Decision(replication, expected)
 
@@ -334,6 +334,8 @@ class InnovationNetwork(Application):
                 return self._store(decision)
             except (IntegrityError, OperationalError) as error:
                 log.info("command retried after a concurrent change (attempt %d): %s", attempt, error)
+                if attempt < SAVE_ATTEMPTS:
+                    time.sleep(random.uniform(0, RETRY_BACKOFF_SECONDS * 2**attempt))
         raise StoreContention("The record kept changing; the command was not stored.")
 
     def _store(self, decision: Decision) -> Outcome:

@@ -68,4 +68,4 @@ class ProjectionCollector:
 def metrics() -> Any:
     registry = CollectorRegistry()
     registry.register(ProjectionCollector(projection_status()))  # type: ignore[arg-type]
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

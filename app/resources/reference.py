@@ -37,9 +37,11 @@ def list_regions(
         found = [r for r in found if needle in r.name.casefold()]
     if cursor:
         try:
-            after = base64.urlsafe_b64decode(cursor.encode()).decode()
+            after = base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
         except ValueError:
             raise bad_cursor() from None
+        if regions.find(after) is None:  # a cursor is the code of the last region on the page before
+            raise bad_cursor()
         found = [r for r in found if r.code > after]
     page = found[:limit]
     more = len(found) > limit
