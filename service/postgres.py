@@ -13,12 +13,14 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
-from psycopg import Cursor
+import psycopg
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
+from service.group_commit import GroupCommitter, PendingSave
 from service.recorder import OPEN_STATUSES, RegistryRow, StaleDecision
 
 
@@ -62,15 +64,44 @@ class PostgresStoreRecorder(PostgresApplicationRecorder):
             ]
         )
 
-    def _insert_stored_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        self._lock_table(curs)
-        self._notify_channel(curs)
-        with curs.connection.cursor() as guard:
-            self._check_expected_versions(guard, kwargs.get("expected_versions") or {})
-            self._write_registry(guard, kwargs.get("registry") or ())
-        PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events, **kwargs)
+        self.committer = GroupCommitter(self._write_batch, name="postgres-group-commit")
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        return self.committer.save(stored_events, **kwargs)
+
+    def _write_batch(self, batch: list[PendingSave]) -> None:
+        """Concurrent saves in one transaction under one table lock, each in its own savepoint
+        (service/group_commit.py)."""
+        try:
+            with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+                self._lock_table(curs)
+                self._notify_channel(curs)
+                for pending in batch:
+                    try:
+                        with conn.transaction():  # a savepoint
+                            pending.succeed(self._save(conn, curs, pending.stored_events, pending.kwargs))
+                    except (psycopg.IntegrityError, IntegrityError) as error:
+                        pending.fail(
+                            error if isinstance(error, IntegrityError) else IntegrityError(str(error))
+                        )
+        except psycopg.OperationalError as error:
+            raise OperationalError(str(error)) from error
+
+    def _save(
+        self,
+        conn: Connection[DictRow],
+        curs: Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        kwargs: dict[str, Any],
+    ) -> list[int]:
+        self._check_expected_versions(curs, kwargs.get("expected_versions") or {})
+        self._write_registry(curs, kwargs.get("registry") or ())
+        pg_stored_events = [
+            self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
+            for e in stored_events
+        ]
+        curs.execute(self.insert_events_statement, (pg_stored_events,), prepare=True)
+        return [row["notification_id"] for row in curs.fetchall()]
 
     def _check_expected_versions(self, curs: Cursor[DictRow], expected: dict[UUID, int]) -> None:
         for aggregate_id, version in expected.items():

@@ -18,8 +18,12 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
+import sqlite3
+
+from eventsourcing.persistence import IntegrityError, Notification, OperationalError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+
+from service.group_commit import GroupCommitter, PendingSave
 
 OPEN_STATUSES = ("diusulkan", "disepakati", "uji_coba", "penerapan")
 
@@ -61,6 +65,7 @@ class StoreRecorder(SQLiteApplicationRecorder):
             f"INSERT INTO {table} (originator_id, originator_version, topic, state) VALUES (?,?,?,?)"
         )
         self.select_max_notification_id_statement = f"SELECT MAX(position) FROM {table}"
+        self.committer = GroupCommitter(self._write_batch, name="sqlite-group-commit")
 
     def construct_create_table_statements(self) -> list[str]:
         table = self.events_table_name
@@ -87,6 +92,29 @@ class StoreRecorder(SQLiteApplicationRecorder):
             "CREATE INDEX IF NOT EXISTS registry_by_source "
             "ON replication_registry (innovation_id, source_region)",
         ]
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        return self.committer.save(stored_events, **kwargs)
+
+    def _write_batch(self, batch: list[PendingSave]) -> None:
+        """Concurrent saves in one transaction, each in its own savepoint (service/group_commit.py)."""
+        with self.datastore.transaction(commit=True) as c:
+            for pending in batch:
+                c.execute("SAVEPOINT save")
+                try:
+                    positions = self._insert_events(c, pending.stored_events, **pending.kwargs)
+                except (sqlite3.IntegrityError, IntegrityError) as error:
+                    c.execute("ROLLBACK TO SAVEPOINT save")
+                    c.execute("RELEASE SAVEPOINT save")
+                    pending.fail(error if isinstance(error, IntegrityError) else IntegrityError(str(error)))
+                    continue
+                except sqlite3.OperationalError as error:
+                    c.execute("ROLLBACK TO SAVEPOINT save")
+                    c.execute("RELEASE SAVEPOINT save")
+                    pending.fail(OperationalError(str(error)))
+                    continue
+                c.execute("RELEASE SAVEPOINT save")
+                pending.succeed(positions)
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
