@@ -50,6 +50,17 @@ class RegionCode(fields.String):
         return code
 
 
+class ProvinceCode(RegionCode):
+    """A region code that must name a province (`PP`): filters by province, parents of kabupaten/kota."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        code = super()._deserialize(value, attr, data, **kwargs)
+        region = regions.find(code)
+        if region is None or not region.is_province:
+            raise ValidationError(f"'{code}' is not a province code: use 'PP', e.g. '{code[:2]}'.")
+        return code
+
+
 class StrictBoolean(fields.Boolean):
     truthy = {True}
     falsy = {False}
@@ -260,7 +271,7 @@ class IndexPageQuerySchema(ReadQuerySchema):
 
 class InnovationListQuerySchema(PageQuerySchema):
     region = RegionCode()
-    province = RegionCode()
+    province = ProvinceCode()
     form = fields.String(validate=one_of(Form))
     urusan = fields.String(validate=one_of(Urusan))
     stage = fields.String(validate=one_of(InnovationStage))
@@ -272,14 +283,14 @@ class ReplicationListQuerySchema(PageQuerySchema):
     innovation_id = fields.UUID()
     source_region = RegionCode()
     adopting_region = RegionCode()
-    province = RegionCode()
+    province = ProvinceCode()
     status = fields.String(validate=one_of(ReplicationStatus))
     form = fields.String(validate=one_of(Form))
     urusan = fields.String(validate=one_of(Urusan))
 
 
 class RegionQuerySchema(ReadQuerySchema):
-    parent = RegionCode()
+    parent = ProvinceCode()
     q = fields.String(validate=validate.Length(min=1, max=200))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=1000))
     cursor = fields.String()
@@ -295,7 +306,7 @@ class AuditQuerySchema(ReadQuerySchema):
 
 class RegionIndexQuerySchema(IndexPageQuerySchema):
     year = fields.Integer(validate=validate.Range(min=2000, max=2100))
-    province = RegionCode()
+    province = ProvinceCode()
     type = fields.String(validate=validate.OneOf(list(regions.REGION_TYPES)))
     sort = fields.String(
         load_default="code", validate=validate.OneOf(["code", "innovations", "adopters", "at_penerapan"])
