@@ -18,7 +18,7 @@ from typing import Any
 
 from domain.published import EventRecord
 from projections.store import ViewStore
-from projections.tracking import Applies, read_tracked
+from projections.tracking import Applies, read_tracked, register
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ class ProjectionRunner:
         self._created_at = datetime.now(UTC)
         self._failures: dict[str, tuple[tuple[int | None, str], float]] = {}
         self._catching_up = threading.Lock()
+        self._registered = False
         self._wakeup = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -76,6 +77,9 @@ class ProjectionRunner:
 
     def _catch_up(self, interrupted: Callable[[], bool]) -> int:
         with self._catching_up:
+            if not self._registered:
+                register(self.store.begin, self.names)
+                self._registered = True
             failed: set[str] = set()
             while not interrupted():
                 positions = self._refresh_positions()

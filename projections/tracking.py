@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from domain.published import EventRecord
 from projections.tables import projection_positions
@@ -69,6 +70,18 @@ def claim(conn: Connection, name: str, position: int) -> bool:
         return False
     conn.execute(_START, {"name": name, "position": position, "last_advanced_at": now})
     return True
+
+
+def register(store_begin: Any, names: Iterable[str]) -> None:
+    """Give every projection its tracking row before it applies anything, so that runners starting together
+    in several processes do not race to insert it (a lost race is harmless: the row exists)."""
+    for name in names:
+        try:
+            with store_begin() as conn:
+                if conn.execute(_POSITION, {"b_name": name}).first() is None:
+                    conn.execute(_START, {"name": name, "position": 0, "last_advanced_at": None})
+        except IntegrityError:
+            pass
 
 
 def tracked_position(conn: Connection, name: str) -> int:

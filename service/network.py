@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -33,8 +34,10 @@ log = logging.getLogger(__name__)
 
 A = TypeVar("A", bound=RecordedAggregate)
 
-SAVE_ATTEMPTS = 10
+SAVE_ATTEMPTS = 20
 RETRY_BACKOFF_SECONDS = 0.002  # doubled on every retry, with full jitter, so that writers stop colliding
+RETRY_BACKOFF_MAX_SECONDS = 0.1
+TURN_STRIPES = 1024
 SNAPSHOT_INTERVAL = 50
 
 
@@ -72,6 +75,10 @@ class InnovationNetwork(Application):
 
     name = "InnovationNetwork"
     snapshotting_intervals = {Innovation: SNAPSHOT_INTERVAL, Replication: SNAPSHOT_INTERVAL}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._turns = [threading.RLock() for _ in range(TURN_STRIPES)]
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -115,7 +122,7 @@ class InnovationNetwork(Application):
             innovation.evaluate(evaluation, catalogue, level)
             return Decision(innovation, {})
 
-        return self._decide_and_store(decide)
+        return self._decide_and_store(decide, innovation_id)
 
     def retire_innovation(
         self, innovation_id: UUID, reason: str, effective_on: date, if_version: int | None = None
@@ -173,7 +180,7 @@ class InnovationNetwork(Application):
                 expected[source_replication.id] = source_replication.version
             return Decision(replication, expected)
 
-        return self._decide_and_store(decide)
+        return self._decide_and_store(decide, innovation_id)
 
     def sign_agreement(
         self,
@@ -235,7 +242,7 @@ class InnovationNetwork(Application):
             replication.evaluate(evaluation, catalogue, level)
             return Decision(replication, {})
 
-        return self._decide_and_store(decide)
+        return self._decide_and_store(decide, replication_id)
 
     def discontinue_replication(
         self,
@@ -314,7 +321,7 @@ class InnovationNetwork(Application):
             act(innovation)
             return Decision(innovation, {})
 
-        return self._decide_and_store(decide)
+        return self._decide_and_store(decide, innovation_id)
 
     def _act_on_replication(
         self, replication_id: UUID, if_version: int | None, act: Callable[[Replication], None]
@@ -325,9 +332,16 @@ class InnovationNetwork(Application):
             act(replication)
             return Decision(replication, {})
 
-        return self._decide_and_store(decide)
+        return self._decide_and_store(decide, replication_id)
 
-    def _decide_and_store(self, decide: Callable[[], Decision]) -> Outcome:
+    def _decide_and_store(self, decide: Callable[[], Decision], key: UUID) -> Outcome:
+        """Decide and save; on a guard that found the record moved, read and decide again. Commands of this
+        process on the same aggregate (or, for proposals and retirement, the same innovation) take turns, so
+        that they do not make each other retry; other processes are kept honest by the guards."""
+        with self._turns[key.int % len(self._turns)]:
+            return self._decide_and_store_in_turn(decide)
+
+    def _decide_and_store_in_turn(self, decide: Callable[[], Decision]) -> Outcome:
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             decision = decide()
             try:
@@ -335,7 +349,9 @@ class InnovationNetwork(Application):
             except (IntegrityError, OperationalError) as error:
                 log.info("command retried after a concurrent change (attempt %d): %s", attempt, error)
                 if attempt < SAVE_ATTEMPTS:
-                    time.sleep(random.uniform(0, RETRY_BACKOFF_SECONDS * 2**attempt))
+                    time.sleep(
+                        random.uniform(0, min(RETRY_BACKOFF_MAX_SECONDS, RETRY_BACKOFF_SECONDS * 2**attempt))
+                    )
         raise StoreContention("The record kept changing; the command was not stored.")
 
     def _store(self, decision: Decision) -> Outcome:

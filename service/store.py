@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+
+import psycopg
 
 from service.network import InnovationNetwork
+
+SCHEMA_LOCK = 7253010  # pg_advisory_lock key: one process at a time creates the event store's tables
 
 
 def sqlite_env(path: Path | str) -> dict[str, str]:
@@ -45,5 +49,20 @@ def open_sqlite_network(path: Path | str) -> InnovationNetwork:
 def open_network(database_url: str | None, sqlite_path: Path | str) -> InnovationNetwork:
     """The event store at `PUJA_DATABASE_URL` (PostgreSQL), or the embedded SQLite file."""
     if database_url and not database_url.startswith("sqlite:"):
-        return InnovationNetwork(env=postgres_env(database_url))
+        env = postgres_env(database_url)
+        # Several processes starting at once (gunicorn workers, compose services) would create the library's
+        # tables, types and functions concurrently, which PostgreSQL refuses ("tuple concurrently updated"):
+        # they take turns.
+        with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+            try:
+                return InnovationNetwork(env=env)
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
     return open_sqlite_network(sqlite_path)
+
+
+def libpq_url(url: str) -> str:
+    """The URL as libpq takes it (no SQLAlchemy driver suffix, no options of ours)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(scheme="postgresql", query=""))

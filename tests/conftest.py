@@ -1,26 +1,99 @@
-"""Shared fixtures: a real SQLite event store in a temporary directory, and an actor to act as."""
+"""Shared fixtures: real stores on both backends — a SQLite file in a temporary directory, and a fresh database
+on a throwaway PostgreSQL cluster on a loopback port (started once per session by scripts/pg-cluster, or taken
+from PUJA_TEST_POSTGRES_URL) — and an actor to act as. Every test that uses `network`, `runtime` or `api` runs
+once per backend."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
+import requests
 
 from domain.acting import Actor, acting_as
 from domain.calendar import today
 from service.network import InnovationNetwork
-from service.store import open_sqlite_network
+from service.store import open_network
+
+ROOT = Path(__file__).resolve().parent.parent
+BACKENDS = ("sqlite", "postgres")
 
 
 def days_ago(n: int) -> date:
     return today() - timedelta(days=n)
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: Any) -> Iterator[str]:
+    """A PostgreSQL server URL: PUJA_TEST_POSTGRES_URL, or a throwaway cluster for this session."""
+    given = os.environ.get("PUJA_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    # Outside pytest's private temporary tree: as root, the cluster runs as the 'postgres' user, who must reach it.
+    directory = tempfile.mkdtemp(prefix="puja-test-pg-")
+    script = str(ROOT / "scripts" / "pg-cluster")
+    started = subprocess.run(
+        [script, "start", str(directory), str(free_port())], capture_output=True, text=True, check=False
+    )
+    if started.returncode != 0:
+        raise RuntimeError(f"PostgreSQL did not start:\n{started.stderr}")
+    try:
+        yield started.stdout.strip().splitlines()[-1]
+    finally:
+        subprocess.run([script, "stop", str(directory)], capture_output=True, check=False)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: Any) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def network(tmp_path: Any) -> Iterator[InnovationNetwork]:
-    app = open_sqlite_network(tmp_path / "events.sqlite")
+def database_url(backend: str, request: Any) -> Iterator[str | None]:
+    """None for the embedded SQLite store; else the URL of a fresh PostgreSQL database for this test."""
+    if backend == "sqlite":
+        yield None
+        return
+    server = request.getfixturevalue("postgres_server")
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_database(server, name)
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def network(tmp_path: Any, database_url: str | None) -> Iterator[InnovationNetwork]:
+    app = open_network(database_url, tmp_path / "events.sqlite")
     yield app
     app.close()
 
@@ -86,11 +159,11 @@ class Api:
 
 
 @pytest.fixture
-def runtime(tmp_path: Any) -> Iterator[Any]:
+def runtime(tmp_path: Any, database_url: str | None) -> Iterator[Any]:
     from app.runtime import Runtime
     from app.settings import Settings
 
-    rt = Runtime.open(Settings(data_dir=tmp_path / "var"))
+    rt = Runtime.open(Settings(data_dir=tmp_path / "var", database_url=database_url))
     yield rt
     rt.close()
 
@@ -107,3 +180,43 @@ def api(runtime: Any) -> Any:
 @pytest.fixture
 def admin_token(api: Api) -> str:
     return api.token("admin-test", "admin")
+
+
+# --- the served API ---------------------------------------------------------------------------
+
+PUJA = str(Path(sys.executable).with_name("puja"))
+
+
+class Server:
+    """`puja serve` in a subprocess, as `make run` starts it; waits until /healthz answers."""
+
+    def __init__(
+        self, data_dir: Path, port: int, *, database_url: str | None = None, args: tuple[str, ...] = ()
+    ) -> None:
+        self.data_dir = data_dir
+        self.url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "PUJA_DATA_DIR": str(data_dir), "PUJA_LOG_LEVEL": "WARNING"}
+        if database_url:
+            env["PUJA_DATABASE_URL"] = database_url
+        self.process = subprocess.Popen(
+            [PUJA, "serve", "--port", str(port), "--first-run-token", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=open(os.environ.get("PUJA_TEST_SERVER_LOG", os.devnull), "a"),  # noqa: SIM115
+            text=True,
+        )
+        self.first_line = ""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, "the server exited"
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.1)  # waiting for a port to open, not for a projection
+        raise AssertionError("the server did not start")
+
+    def stop(self) -> str:
+        self.process.terminate()
+        out, _ = self.process.communicate(timeout=20)
+        return out

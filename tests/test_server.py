@@ -2,56 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-
-from tests.conftest import innovation_fields
-
-PUJA = str(Path(sys.executable).with_name("puja"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    def __init__(self, data_dir: Path, port: int) -> None:
-        self.data_dir = data_dir
-        self.url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "PUJA_DATA_DIR": str(data_dir), "PUJA_LOG_LEVEL": "WARNING"}
-        self.process = subprocess.Popen(
-            [PUJA, "serve", "--port", str(port), "--first-run-token"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        self.first_line = ""
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, "the server exited"
-            try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.1)  # waiting for a port to open, not for a projection
-        raise AssertionError("the server did not start")
-
-    def stop(self) -> str:
-        self.process.terminate()
-        out, _ = self.process.communicate(timeout=20)
-        return out
+from conftest import Server, free_port, innovation_fields
 
 
 @pytest.fixture
