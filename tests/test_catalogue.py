@@ -330,9 +330,7 @@ def test_region_index_of_a_region_with_nothing(iid: Catalogue) -> None:
 
 
 @pytest.mark.parametrize(("totals", "practices"), [([10, 20], 1), ([-5], 1), ([10], -1)])
-def test_region_index_rejects_impossible_input(
-    iid: Catalogue, totals: list[int], practices: int
-) -> None:
+def test_region_index_rejects_impossible_input(iid: Catalogue, totals: list[int], practices: int) -> None:
     with pytest.raises(ValueError):
         region_index(totals, practices, iid)
 
