@@ -2,8 +2,8 @@
 
 Both backends serialise writers (SQLite has one writer; on PostgreSQL every insert takes the events table's
 EXCLUSIVE lock so that positions commit in order), so one command per transaction is bounded by the commit
-latency. Here every save is handed to one writer thread, which takes whatever saves are waiting and writes
-them in a single transaction, each inside its own savepoint: the guards of one save (expected versions, the
+latency. Here the saves that wait while a transaction is being written are written together in the next one,
+each inside its own savepoint: the guards of one save (expected versions, the
 registry's unique index, the aggregate's own version) are checked exactly as before, a save that breaks one is
 rolled back to its savepoint and told so, and the others commit together. Positions are still assigned under
 the lock, in commit order, so the notification log keeps its order and has no gaps.
@@ -12,7 +12,6 @@ the lock, in commit order, so the notification log keeps its order and has no ga
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,38 +49,38 @@ transaction did not commit, and fails them all."""
 
 
 class GroupCommitter:
+    """Leader and followers: a save that finds no transaction being written writes one itself (so a lone
+    client pays nothing extra), taking along every save that is waiting; saves that arrive meanwhile wait and
+    are written by the leader's next round, in one transaction."""
+
     def __init__(self, write_batch: WriteBatch, name: str = "group-commit") -> None:
         self._write_batch = write_batch
-        self._queue: queue.SimpleQueue[PendingSave] = queue.SimpleQueue()
         self._name = name
-        self._thread: threading.Thread | None = None
-        self._started = threading.Lock()
+        self._mutex = threading.Lock()
+        self._waiting: list[PendingSave] = []
+        self._writing = False
 
     def save(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         pending = PendingSave(stored_events, kwargs)
-        self._ensure_writer()
-        self._queue.put(pending)
+        with self._mutex:
+            self._waiting.append(pending)
+            lead = not self._writing
+            self._writing = True
+        if lead:
+            self._lead()
         pending.done.wait()
         if pending.error is not None:
             raise pending.error
         return pending.positions
 
-    def _ensure_writer(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        with self._started:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
+    def _lead(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            while len(batch) < MAX_BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            with self._mutex:
+                batch = self._waiting[:MAX_BATCH]
+                del self._waiting[:MAX_BATCH]
+                if not batch:
+                    self._writing = False
+                    return
             try:
                 self._write_batch(batch)
             except BaseException as error:  # the transaction failed as a whole: nothing of it is stored
