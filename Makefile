@@ -31,3 +31,9 @@ test: lint typecheck unit
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks (docs/performance.md): every scenario beside its baseline, a table and bench/results/latest.json.
+# BENCH_ARGS=--quick for small sizes; see `.venv/bin/python -m bench.run --help`.
+.PHONY: bench
+bench: venv
+	$(BIN)/python -m bench.run $(BENCH_ARGS)

@@ -1,0 +1,225 @@
+"""What every scenario shares: result rows, percentiles, a bounded concurrent load loop, free ports."""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class Exhausted(Exception):
+    """A worker has nothing more to do (e.g. no unused adopting region is left); it stops early."""
+
+
+@dataclass
+class Row:
+    """One comparison: a measured figure beside its baseline taken in the same run.
+
+    `ratio` is measured / baseline. For throughputs a target reads ">= x"; for durations "<= x". The
+    percentiles are the measured side's latencies (ms); the baseline's are kept under `baseline_*`."""
+
+    scenario: str
+    backend: str
+    measured: float | None
+    baseline: float | None
+    unit: str
+    target: str | None = None
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    n: int = 0
+    baseline_name: str = ""
+    baseline_p50_ms: float | None = None
+    baseline_p99_ms: float | None = None
+    baseline_n: int = 0
+    errors: int = 0
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float | None:
+        if self.measured is None or not self.baseline:
+            return None
+        return self.measured / self.baseline
+
+    @property
+    def met(self) -> bool | None:
+        """Whether the target is met (None when there is no target or nothing was measured)."""
+        if self.target is None or self.ratio is None:
+            return None
+        op, _, value = self.target.partition(" ")
+        bound = float(value)
+        return self.ratio >= bound if op == ">=" else self.ratio <= bound
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ratio"] = self.ratio
+        data["met"] = self.met
+        return data
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0-100) by linear interpolation, or None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass
+class Measurement:
+    """Operations completed in a measured window by a number of concurrent clients."""
+
+    ops: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+    clients: int
+    error_kinds: Counter[str] = field(default_factory=Counter)
+    window: tuple[float, float] = (0.0, 0.0)  # perf_counter() bounds of the measured window
+
+    @property
+    def rate(self) -> float:
+        return self.ops / self.seconds if self.seconds > 0 else 0.0
+
+    def p(self, q: float) -> float | None:
+        return percentile(self.latencies_ms, q)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "ops": self.ops,
+            "errors": self.errors,
+            "seconds": round(self.seconds, 3),
+            "rate": round(self.rate, 1),
+            "clients": self.clients,
+            "p50_ms": _round(self.p(50)),
+            "p95_ms": _round(self.p(95)),
+            "p99_ms": _round(self.p(99)),
+            "mean_ms": _round(statistics.fmean(self.latencies_ms)) if self.latencies_ms else None,
+            "error_kinds": dict(self.error_kinds.most_common(5)),
+        }
+
+
+def _round(value: float | None, places: int = 3) -> float | None:
+    return None if value is None else round(value, places)
+
+
+Operation = Callable[[], None]
+
+
+def run_concurrent(
+    make_operation: Callable[[int], Operation],
+    clients: int,
+    seconds: float,
+    *,
+    warmup: float = 0.0,
+    max_ops: int | None = None,
+    stop: threading.Event | None = None,
+) -> Measurement:
+    """Run `clients` threads, each calling its own operation (made by `make_operation(i)` before the clock
+    starts) in a loop for `warmup + seconds`. Only operations that finish inside the measured window count;
+    an operation that raises counts as an error. `max_ops` ends the window early once that many counted."""
+    operations = [make_operation(i) for i in range(clients)]
+    start_gate = threading.Barrier(clients + 1)
+    lock = threading.Lock()
+    latencies: list[float] = []
+    error_kinds: Counter[str] = Counter()
+    counted = [0, 0]  # ops, errors
+    window: dict[str, float] = {}
+    done = threading.Event()
+
+    def worker(operation: Operation) -> None:
+        local: list[float] = []
+        local_errors: Counter[str] = Counter()
+        ops = errors = 0
+        start_gate.wait()
+        begin, end = window["begin"], window["end"]
+        try:
+            while not done.is_set() and not (stop is not None and stop.is_set()):
+                t0 = time.perf_counter()
+                if t0 >= end:
+                    break
+                failed: str | None = None
+                try:
+                    operation()
+                except Exhausted:
+                    break
+                except Exception as error:  # counted, the load goes on
+                    failed = _kind(error)
+                t1 = time.perf_counter()
+                if begin <= t1 <= end:
+                    if failed is None:
+                        ops += 1
+                        local.append((t1 - t0) * 1000)
+                        if max_ops is not None and ops % 16 == 0:
+                            with lock:
+                                if counted[0] + ops >= max_ops:
+                                    done.set()
+                    else:
+                        errors += 1
+                        local_errors[failed] += 1
+        finally:
+            with lock:
+                latencies.extend(local)
+                error_kinds.update(local_errors)
+                counted[0] += ops
+                counted[1] += errors
+                window["last"] = max(window.get("last", 0.0), time.perf_counter())
+
+    threads = [threading.Thread(target=worker, args=(op,), daemon=True) for op in operations]
+    for thread in threads:
+        thread.start()
+    now = time.perf_counter()
+    window["begin"] = now + warmup
+    window["end"] = now + warmup + seconds
+    start_gate.wait()
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.2)
+    except KeyboardInterrupt:
+        done.set()
+        for thread in threads:
+            thread.join(30)
+        raise
+    elapsed = min(window.get("last", window["end"]), window["end"]) - window["begin"]
+    return Measurement(
+        ops=counted[0],
+        errors=counted[1],
+        seconds=max(elapsed, 1e-9),
+        latencies_ms=latencies,
+        clients=clients,
+        error_kinds=error_kinds,
+        window=(window["begin"], window["end"]),
+    )
+
+
+def _kind(error: Exception) -> str:
+    text = str(error).splitlines()[0][:80] if str(error) else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> list[float]:
+    """Durations (ms) of `repeat` calls of `fn`, one after another."""
+    durations = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        durations.append((time.perf_counter() - t0) * 1000)
+    return durations
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
