@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -44,9 +45,16 @@ class TokenError(ValueError):
 
 
 class TokenStore:
-    def __init__(self, engine: Engine, bootstrap_admin_token: str | None = None) -> None:
+    """Tokens by hash. What a token resolves to is remembered for `remember_for` seconds, so that a revocation
+    made by another process takes effect within that time (at once in this process)."""
+
+    def __init__(
+        self, engine: Engine, bootstrap_admin_token: str | None = None, remember_for: float = 2.0
+    ) -> None:
         self.engine = engine
         self._bootstrap_hash = hash_token(bootstrap_admin_token) if bootstrap_admin_token else None
+        self._remember_for = remember_for
+        self._remembered: dict[str, tuple[float, Principal | None]] = {}
 
     def create(self, name: str, role: str, region_codes: list[str] | tuple[str, ...] = ()) -> str:
         """Issue a token and return it; only its hash is kept."""
@@ -86,6 +94,17 @@ class TokenStore:
         digest = hash_token(token)
         if self._bootstrap_hash and hmac.compare_digest(digest, self._bootstrap_hash):
             return Principal(BOOTSTRAP_SUBJECT, Role.ADMIN.value)
+        now = time.monotonic()
+        remembered = self._remembered.get(digest)
+        if remembered is not None and remembered[0] > now:
+            return remembered[1]
+        found = self._look_up(digest)
+        if len(self._remembered) > 10_000:
+            self._remembered.clear()
+        self._remembered[digest] = (now + self._remember_for, found)
+        return found
+
+    def _look_up(self, digest: str) -> Principal | None:
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(api_tokens).where(api_tokens.c.token_hash == digest, api_tokens.c.revoked_at.is_(None))
@@ -109,6 +128,7 @@ class TokenStore:
         ]
 
     def revoke(self, name: str) -> bool:
+        self._remembered.clear()
         with self.engine.begin() as conn:
             result = conn.execute(
                 update(api_tokens)

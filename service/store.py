@@ -12,12 +12,18 @@ from service.network import InnovationNetwork
 SCHEMA_LOCK = 7253010  # pg_advisory_lock key: one process at a time creates the event store's tables
 
 
+# Aggregates read recently are kept in memory and fast-forwarded with the events stored since (by any process),
+# instead of being rebuilt from a snapshot on every command.
+CACHE = {"AGGREGATE_CACHE_MAXSIZE": "5000", "AGGREGATE_CACHE_FASTFORWARD": "y"}
+
+
 def sqlite_env(path: Path | str) -> dict[str, str]:
     return {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "SQLITE_DBNAME": str(path),
         "SQLITE_LOCK_TIMEOUT": "30",
         "APPLICATION_RECORDER_TOPIC": "service.recorder:StoreRecorder",
+        **CACHE,
     }
 
 
@@ -39,6 +45,7 @@ def postgres_env(url: str) -> dict[str, str]:
         "POSTGRES_MAX_OVERFLOW": query.get("max_overflow", "10"),
         "POSTGRES_LOCK_TIMEOUT": "30",
         "APPLICATION_RECORDER_TOPIC": "service.postgres:PostgresStoreRecorder",
+        **CACHE,
     }
 
 
