@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from app.auth import TokenStore
 from app.idempotency import IdempotencyStore
+from app.leadership import AdvisoryLeadership, FileLeadership
 from app.migrate import upgrade
 from app.settings import Settings
 from projections.audit import AuditProjection
@@ -25,6 +26,7 @@ class Runtime:
     runner: ProjectionRunner
     tokens: TokenStore
     idempotency: IdempotencyStore
+    leadership: FileLeadership | AdvisoryLeadership
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -33,11 +35,18 @@ class Runtime:
         network = open_network(settings.database_url, settings.event_store_path)
         views = ViewStore(settings.views_url)
         upgrade(views.engine)
+        leadership: FileLeadership | AdvisoryLeadership
+        if settings.uses_postgres:
+            assert settings.database_url is not None
+            leadership = AdvisoryLeadership(settings.database_url)
+        else:
+            leadership = FileLeadership(settings.event_store_path.with_suffix(".runner.lock"))
         runner = ProjectionRunner(
             views,
             read=lambda after, limit: read_records(network, after, limit),
             head=network.head_position,
             projections=[IndexProjection(), AuditProjection()],
+            leads=leadership,
         )
         return cls(
             settings=settings,
@@ -46,6 +55,7 @@ class Runtime:
             runner=runner,
             tokens=TokenStore(views.engine, settings.bootstrap_admin_token),
             idempotency=IdempotencyStore(views.engine),
+            leadership=leadership,
         )
 
     def start(self) -> None:
@@ -54,5 +64,6 @@ class Runtime:
 
     def close(self) -> None:
         self.runner.stop()
+        self.leadership.release()
         self.views.dispose()
         self.network.close()

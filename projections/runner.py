@@ -41,6 +41,7 @@ class ProjectionRunner:
         *,
         poll_interval: float = POLL_INTERVAL,
         stalled_after: float = STALLED_AFTER,
+        leads: Callable[[], bool] = lambda: True,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size is at least 1")
@@ -54,6 +55,7 @@ class ProjectionRunner:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.stalled_after = stalled_after
+        self.leads = leads
         self._applied = threading.Condition()
         self._positions: dict[str, int] = {}
         self._current_since: dict[str, datetime] = {}
@@ -179,7 +181,10 @@ class ProjectionRunner:
     def _run(self) -> None:
         while not self._stopping.is_set():
             try:
-                self._catch_up(self._stopping.is_set)
+                if self.leads():
+                    self._catch_up(self._stopping.is_set)
+                else:  # another process applies the records; follow its positions for wait_for and status
+                    self._refresh_positions()
             except Exception:
                 log.exception("projection runner could not catch up; it will try again")
             self._wakeup.wait(self.poll_interval)
