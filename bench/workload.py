@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Protocol
 
+from app.demo import EARLY_TRIAL, GOOD_PRACTICE
 from bench.common import Exhausted, percentile
 from domain import regions
 from domain.acting import Actor, acting_as
@@ -31,28 +32,6 @@ DAYS_AGO = (500, 450, 400, 350, 300, 250, 200, 10)  # business dates of the step
 ACTIVE_PER_CLIENT = 4
 INNOVATIONS = 16
 
-GOOD_PRACTICE = {
-    "regulasi": 3,
-    "sdm": 2,
-    "anggaran": 2,
-    "alat_kerja": 3,
-    "bimtek": 2,
-    "rkpd": 2,
-    "keterlibatan_aktor": 2,
-    "pelaksana": 3,
-    "jejaring": 2,
-    "sosialisasi": 3,
-    "pedoman_teknis": 2,
-    "informasi_layanan": 3,
-    "kecepatan_hasil": 2,
-    "pengaduan": 2,
-    "layanan_terintegrasi": 2,
-    "kecepatan_penciptaan": 2,
-    "kemanfaatan": 3,
-    "monev": 2,
-    "video": 1,
-}
-EARLY_TRIAL = {"regulasi": 1, "sdm": 1, "anggaran": 1, "alat_kerja": 2, "sosialisasi": 1, "monev": 1}
 COMPONENTS = ("proses_bisnis", "teknologi", "regulasi", "kelembagaan", "sasaran", "pembiayaan", "sdm")
 NATURES = ("penambahan", "pengurangan", "penyesuaian", "penggantian")
 

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from domain.aggregate import RecordedAggregate
 from domain.calendar import check_not_in_future
 from domain.catalogue import Catalogue
 from domain.errors import InvalidInput
@@ -27,6 +28,36 @@ class EvaluationInput:
     evaluated_on: date
     evidence: Mapping[str, str]
     notes: str | None = None
+
+
+class Evaluated(RecordedAggregate.Event):
+    """The fields of an evaluation event, the same for an innovation and a replication (domain.md)."""
+
+    evaluation_id: UUID
+    year: int
+    catalogue: str
+    scores: dict[str, int]
+    evidence: dict[str, str]
+    total: int
+    score: Any
+    category: str
+    notes: str | None
+    evaluated_on: date
+
+    def as_record(self) -> dict[str, Any]:
+        """The evaluation as the aggregate keeps it in its list of evaluations."""
+        return {
+            "evaluation_id": self.evaluation_id,
+            "year": self.year,
+            "catalogue": self.catalogue,
+            "scores": dict(self.scores),
+            "evidence": dict(self.evidence),
+            "total": self.total,
+            "score": self.score,
+            "category": self.category,
+            "notes": self.notes,
+            "evaluated_on": self.evaluated_on,
+        }
 
 
 def assess(

@@ -17,7 +17,7 @@ from domain.calendar import check_not_before, check_not_in_future
 from domain.catalogue import Catalogue
 from domain.enums import Form, Initiator, InnovationStage, Urusan
 from domain.errors import InvalidInput, Rule, RuleViolation
-from domain.evaluation import EvaluationInput, assess
+from domain.evaluation import Evaluated, EvaluationInput, assess
 
 REVISABLE_FIELDS = (
     "name",
@@ -135,20 +135,9 @@ class Innovation(RecordedAggregate):
             for field, value in self.changes.items():
                 setattr(innovation, field, list(value) if field == "urusan" else value)
 
-    class InnovationEvaluated(RecordedAggregate.Event):
-        evaluation_id: UUID
-        year: int
-        catalogue: str
-        scores: dict[str, int]
-        evidence: dict[str, str]
-        total: int
-        score: Any
-        category: str
-        notes: str | None
-        evaluated_on: date
-
+    class InnovationEvaluated(Evaluated):
         def apply(self, innovation: Innovation) -> None:
-            innovation.evaluations = [*innovation.evaluations, evaluation_of(self)]
+            innovation.evaluations = [*innovation.evaluations, self.as_record()]
             innovation.last_dated_on = max(innovation.last_dated_on, self.evaluated_on)
 
     class InnovationRetired(RecordedAggregate.Event):
@@ -273,18 +262,3 @@ class Innovation(RecordedAggregate):
     def penerapan_on(self) -> date | None:
         """The date this innovation reached penerapan (its started_on when registered at penerapan)."""
         return self.stage_dates.get(InnovationStage.PENERAPAN.value)
-
-
-def evaluation_of(event: Any) -> dict[str, Any]:
-    return {
-        "evaluation_id": event.evaluation_id,
-        "year": event.year,
-        "catalogue": event.catalogue,
-        "scores": dict(event.scores),
-        "evidence": dict(event.evidence),
-        "total": event.total,
-        "score": event.score,
-        "category": event.category,
-        "notes": event.notes,
-        "evaluated_on": event.evaluated_on,
-    }

@@ -28,8 +28,8 @@ from domain.enums import (
     ReplicationStatus,
 )
 from domain.errors import InvalidInput, Rule, RuleViolation
-from domain.evaluation import EvaluationInput, assess
-from domain.innovation import Innovation, _enum_value, check_region_code, evaluation_of
+from domain.evaluation import Evaluated, EvaluationInput, assess
+from domain.innovation import Innovation, _enum_value, check_region_code
 
 S = ReplicationStatus
 
@@ -167,20 +167,9 @@ class Replication(RecordedAggregate):
             replication.stages = {**replication.stages, self.stage: self.effective_on}
             replication.last_dated_on = max(replication.last_dated_on, self.effective_on)
 
-    class EvaluationRecorded(RecordedAggregate.Event):
-        evaluation_id: UUID
-        year: int
-        catalogue: str
-        scores: dict[str, int]
-        evidence: dict[str, str]
-        total: int
-        score: Any
-        category: str
-        notes: str | None
-        evaluated_on: date
-
+    class EvaluationRecorded(Evaluated):
         def apply(self, replication: Replication) -> None:
-            replication.evaluations = [*replication.evaluations, evaluation_of(self)]
+            replication.evaluations = [*replication.evaluations, self.as_record()]
             replication.last_dated_on = max(replication.last_dated_on, self.evaluated_on)
 
     class ReplicationDiscontinued(RecordedAggregate.Event):
