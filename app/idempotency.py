@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from app.storage import idempotency_keys
 
 KEEP_FOR = timedelta(hours=48)
 ABANDONED_AFTER = timedelta(seconds=120)
+PURGE_EVERY_SECONDS = 60.0
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
@@ -46,11 +48,19 @@ class Claim:
 class IdempotencyStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._purged_at = 0.0
+
+    def purge_expired(self, now: datetime) -> None:
+        """Forget keys older than KEEP_FOR; done at most once a minute per process, not on every command."""
+        if time.monotonic() - self._purged_at < PURGE_EVERY_SECONDS:
+            return
+        self._purged_at = time.monotonic()
+        with self.engine.begin() as conn:
+            conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < now - KEEP_FOR))
 
     def claim(self, subject: str, key: str, print_: str, request_id: str) -> Claim:
         now = datetime.now(UTC)
-        with self.engine.begin() as conn:
-            conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < now - KEEP_FOR))
+        self.purge_expired(now)
         try:
             with self.engine.begin() as conn:
                 conn.execute(
