@@ -8,7 +8,7 @@ processes) can never both apply the same record.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -36,6 +36,17 @@ class Projection:
     def apply(self, conn: Connection, record: EventRecord) -> None:
         if claim(conn, self.name, record.position):
             self.project(conn, record)
+
+    def apply_all(self, conn: Connection, records: Sequence[EventRecord]) -> None:
+        """Apply a batch (in position order) at most once, moving the tracked position once for all of it."""
+        if not records:
+            return
+        before = tracked_position(conn, self.name)
+        if not claim(conn, self.name, records[-1].position):
+            return
+        for record in records:
+            if record.position > before:
+                self.project(conn, record)
 
     def project(self, conn: Connection, record: EventRecord) -> None:
         """Lay one record down. Also safe to call again for a record already laid down."""
