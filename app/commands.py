@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
 from flask import g
 
@@ -11,6 +12,7 @@ from app.http import principal, runtime
 from app.representations import innovation_resource, replication_resource
 from domain.acting import Actor, acting_as
 from domain.enums import ReplicationStatus
+from projections import queries
 from service.network import InnovationNetwork, Outcome
 
 
@@ -44,6 +46,14 @@ def innovation_answer(outcome: Outcome, status: int = 200) -> tuple[dict[str, An
 
 def replication_answer(outcome: Outcome, status: int = 200) -> tuple[dict[str, Any], int, dict[str, str]]:
     replication = outcome.aggregate
-    innovation = runtime().network.innovation(replication.innovation_id)
     location = f"/api/v1/replications/{replication.id}" if status == 201 else None
-    return replication_resource(replication, innovation.name), status, headers_for(outcome, location)
+    name = innovation_name(replication.innovation_id)
+    return replication_resource(replication, name), status, headers_for(outcome, location)
+
+
+def innovation_name(innovation_id: UUID) -> str:
+    """Another aggregate's name may come from the projection (api.md); the store answers when it lags."""
+    doc = queries.get_innovation(runtime().views, innovation_id)
+    if doc is not None:
+        return str(doc["name"])
+    return runtime().network.innovation(innovation_id).name

@@ -38,6 +38,7 @@ SAVE_ATTEMPTS = 20
 RETRY_BACKOFF_SECONDS = 0.002  # doubled on every retry, with full jitter, so that writers stop colliding
 RETRY_BACKOFF_MAX_SECONDS = 0.1
 TURN_STRIPES = 1024
+REMEMBERED_FACTS = 100_000
 SNAPSHOT_INTERVAL = 50
 
 
@@ -79,6 +80,8 @@ class InnovationNetwork(Application):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._turns = [threading.RLock() for _ in range(TURN_STRIPES)]
+        self._regions: dict[UUID, str] = {}
+        self._parties: dict[UUID, tuple[str, str]] = {}
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -263,6 +266,29 @@ class InnovationNetwork(Application):
 
     def replication(self, replication_id: UUID, version: int | None = None) -> Replication:
         return self._get(Replication, "replication", replication_id, version)
+
+    def region_of(self, innovation_id: UUID) -> str:
+        """An innovation's region (it never changes, so it is remembered)."""
+        region = self._regions.get(innovation_id)
+        if region is None:
+            region = self.innovation(innovation_id).region
+            self._remember(self._regions, innovation_id, region)
+        return region
+
+    def parties_of(self, replication_id: UUID) -> tuple[str, str]:
+        """A replication's source and adopting regions (they never change, so they are remembered)."""
+        parties = self._parties.get(replication_id)
+        if parties is None:
+            replication = self.replication(replication_id)
+            parties = (replication.source_region, replication.adopting_region)
+            self._remember(self._parties, replication_id, parties)
+        return parties
+
+    @staticmethod
+    def _remember(memory: dict[UUID, Any], key: UUID, value: Any) -> None:
+        if len(memory) >= REMEMBERED_FACTS:
+            memory.clear()
+        memory[key] = value
 
     def innovation_for_proposal(self, innovation_id: UUID) -> Innovation:
         try:
