@@ -114,7 +114,7 @@ class ProjectionRunner:
         apply_all = getattr(projection, "apply_all", None)
         if apply_all is not None:
             try:
-                with self.store.begin() as conn:
+                with self.store.begin(wait_for_disk=False) as conn:
                     apply_all(conn, records)
             except Exception:
                 pass  # find the failing record one by one, below
@@ -123,7 +123,7 @@ class ProjectionRunner:
                 return True
         done = 0
         try:
-            with self.store.begin() as conn:
+            with self.store.begin(wait_for_disk=False) as conn:
                 for record in records:
                     projection.apply(conn, record)
                     done += 1
