@@ -22,7 +22,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 
 typecheck: venv
-	$(BIN)/mypy domain service projections
+	$(BIN)/mypy domain service projections consumers
 
 unit: venv
 	$(BIN)/pytest -q

@@ -59,6 +59,39 @@ def serve(host: str, port: int, workers: int, threads: int, first_run_token: boo
     Server().run()
 
 
+@main.command()
+@click.option("--once", is_flag=True, help="Publish what is stored now, then stop.")
+def relay(once: bool) -> None:
+    """Publish every stored event to Kafka (PUJA_KAFKA_BOOTSTRAP), in order, at least once."""
+    import os
+    import time
+
+    from consumers.relay import Relay, ensure_topics, make_producer
+    from service.network import read_records
+
+    bootstrap = os.environ.get("PUJA_KAFKA_BOOTSTRAP")
+    if not bootstrap:
+        raise click.ClickException("Set PUJA_KAFKA_BOOTSTRAP to the Kafka bootstrap servers.")
+    prefix = os.environ.get("PUJA_KAFKA_TOPIC_PREFIX") or "puja"
+    runtime = _runtime()
+    ensure_topics(bootstrap, prefix)
+    producer = make_producer(bootstrap)
+    try:
+        publisher = Relay(
+            runtime.views, lambda after, limit: read_records(runtime.network, after, limit), producer, prefix
+        )
+        while True:
+            published = publisher.publish_all()
+            if once:
+                click.echo(f"published {published} events; position {publisher.position}")
+                return
+            if not published:
+                time.sleep(0.2)  # polling the notification log for new events
+    finally:
+        producer.close()
+        runtime.close()
+
+
 @main.group()
 def tokens() -> None:
     """Issue, list and revoke API tokens."""

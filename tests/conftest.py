@@ -220,3 +220,29 @@ class Server:
         self.process.terminate()
         out, _ = self.process.communicate(timeout=20)
         return out
+
+
+# --- a real Kafka broker ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """A single-node Kafka 4.x broker on loopback for the session (scripts/kafka-broker: Maven Central jars,
+    KRaft); yields 'host:port'. Started only when a test asks for it."""
+    directory = tempfile.mkdtemp(prefix="puja-test-kafka-")
+    script = str(ROOT / "scripts" / "kafka-broker")
+    port, controller = free_port(), free_port()
+    try:
+        started = subprocess.run(
+            [script, "start", directory, str(port), str(controller)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if started.returncode != 0:
+            raise RuntimeError(f"Kafka did not start:\n{started.stderr}")
+        yield started.stdout.strip().splitlines()[-1]
+    finally:
+        subprocess.run([script, "stop", directory], stdin=subprocess.DEVNULL, capture_output=True, timeout=90)
+        shutil.rmtree(directory, ignore_errors=True)

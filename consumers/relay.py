@@ -1,0 +1,127 @@
+"""The relay (`puja relay`): every stored event, in position order, to its topic, at least once.
+
+It reads the notification log from its own tracked position (no dual write: only what was stored is published),
+sends each event with the aggregate id as key (one aggregate, one partition, in order) through an idempotent
+producer with `acks=all`, and advances its position only after the broker has acknowledged every message of
+the batch. Killed at any moment, it publishes again from the last acknowledged position: duplicates, which
+consumers recognise by the CloudEvents `id`, but never a gap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+from kafka.serializer import Serializer
+from sqlalchemy import update
+
+from consumers.envelope import cloudevent, headers_of, topic_of
+from domain.published import EventRecord
+from projections.store import ViewStore
+from projections.tables import projection_positions
+from projections.tracking import read_tracked, register
+
+log = logging.getLogger(__name__)
+
+RELAY = "relay"
+AGGREGATE_TYPES = ("Innovation", "Replication")
+PARTITIONS = 6
+
+
+def topics(prefix: str) -> list[str]:
+    return [f"{prefix}.{kind.lower()}s.v1" for kind in AGGREGATE_TYPES]
+
+
+def ensure_topics(bootstrap: str, prefix: str, partitions: int = PARTITIONS) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="puja-relay-admin")
+    try:
+        for name in [*topics(prefix), *(f"{t}.dlq" for t in topics(prefix))]:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+    finally:
+        admin.close()
+
+
+class KeySerializer(Serializer):
+    def serialize(self, topic: str, headers: Any, data: Any) -> bytes:
+        return str(data).encode()
+
+
+class CloudEventSerializer(Serializer):
+    def serialize(self, topic: str, headers: Any, data: Any) -> bytes:
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def make_producer(bootstrap: str) -> KafkaProducer:
+    return KafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id="puja-relay",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        key_serializer=KeySerializer(),
+        value_serializer=CloudEventSerializer(),
+    )
+
+
+class Relay:
+    def __init__(
+        self,
+        store: ViewStore,
+        read: Callable[[int, int], Sequence[EventRecord]],
+        producer: Any,
+        prefix: str = "puja",
+        batch_size: int = 500,
+    ) -> None:
+        self.store = store
+        self.read = read
+        self.producer = producer
+        self.prefix = prefix
+        self.batch_size = batch_size
+        register(store.begin, [RELAY])
+
+    @property
+    def position(self) -> int:
+        with self.store.connect() as conn:
+            tracked = read_tracked(conn, [RELAY]).get(RELAY)
+        return tracked.position if tracked else 0
+
+    def publish_available(self) -> int:
+        """Publish one batch after the tracked position; returns how many events were published."""
+        records = self.read(self.position, self.batch_size)
+        if not records:
+            return 0
+        futures = []
+        for record in records:
+            event = cloudevent(record)
+            futures.append(
+                self.producer.send(
+                    topic_of(record, self.prefix),
+                    key=record.aggregate_id,
+                    value=event,
+                    headers=headers_of(event),
+                )
+            )
+        self.producer.flush()
+        for future in futures:
+            future.get(timeout=30)  # raises when the broker did not acknowledge: the position stays
+        with self.store.begin() as conn:
+            conn.execute(
+                update(projection_positions)
+                .where(projection_positions.c.name == RELAY)
+                .values(position=records[-1].position, last_advanced_at=datetime.now(UTC))
+            )
+        return len(records)
+
+    def publish_all(self) -> int:
+        total = 0
+        while published := self.publish_available():
+            total += published
+        return total
