@@ -92,6 +92,44 @@ def relay(once: bool) -> None:
         runtime.close()
 
 
+@main.command()
+@click.argument("projection", type=click.Choice(["index", "audit"]))
+def consume(projection: str) -> None:
+    """Feed a projection from the Kafka topics (consumer group puja-<projection>)."""
+    import os
+
+    from kafka import KafkaConsumer, KafkaProducer
+
+    from consumers.projector import TopicProjector
+    from consumers.relay import KeySerializer, topics
+    from projections.audit import AuditProjection
+    from projections.index import IndexProjection
+
+    bootstrap = os.environ.get("PUJA_KAFKA_BOOTSTRAP")
+    if not bootstrap:
+        raise click.ClickException("Set PUJA_KAFKA_BOOTSTRAP to the Kafka bootstrap servers.")
+    prefix = os.environ.get("PUJA_KAFKA_TOPIC_PREFIX") or "puja"
+    group = f"{prefix}-{projection}"
+    runtime = _runtime()
+    consumer = KafkaConsumer(
+        *topics(prefix),
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    dead_letters = KafkaProducer(bootstrap_servers=bootstrap, acks="all", key_serializer=KeySerializer())
+    chosen = IndexProjection() if projection == "index" else AuditProjection()
+    try:
+        projector = TopicProjector(runtime.views, chosen, consumer, dead_letters, group)
+        while True:
+            projector.poll_once(timeout_ms=1000)
+    finally:
+        consumer.close()
+        dead_letters.close()
+        runtime.close()
+
+
 @main.group()
 def tokens() -> None:
     """Issue, list and revoke API tokens."""

@@ -1,0 +1,161 @@
+"""Projection consumers against a real broker: the topics feed the same projections as the in-process runner,
+duplicates change nothing, and a poison message goes to the dead letters while the consumer goes on."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+from conftest import days_ago, innovation_fields
+from kafka import KafkaConsumer, KafkaProducer
+
+from consumers.projector import TopicProjector
+from consumers.relay import KeySerializer, Relay, ensure_topics, make_producer, topics
+from domain.acting import Actor, acting_as
+from projections import queries
+from projections.audit import AuditProjection
+from projections.index import IndexProjection
+from projections.runner import ProjectionRunner
+from projections.store import ViewStore
+from service.network import InnovationNetwork, read_records
+
+
+def fresh_store(path: Any) -> ViewStore:
+    store = ViewStore(f"sqlite:///{path}")
+    store.create_all()
+    return store
+
+
+def record_lives(network: InnovationNetwork, adopters: tuple[str, ...] = ("35.05", "35.06", "32.01")) -> None:
+    with acting_as(Actor("op", "admin", "req-consume")):
+        innovation = network.register_innovation(**innovation_fields()).aggregate
+        for adopter in adopters:
+            replication = network.propose_replication(
+                innovation_id=innovation.id, adopting_region=adopter, rationale="x", proposed_on=days_ago(10)
+            ).aggregate
+            network.sign_agreement(replication.id, document="pks", document_number="1", signed_on=days_ago(9))
+            network.advance_adoption(replication.id, stage="uji_coba", effective_on=days_ago(8))
+
+
+def consumer_for(bootstrap: str, prefix: str, group: str) -> KafkaConsumer:
+    return KafkaConsumer(
+        *topics(prefix),
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+
+
+def project_until(projector: TopicProjector, count: int, timeout: float = 30.0) -> int:
+    """Poll until `count` events were applied (bounded): waiting on delivered messages, not on time."""
+    applied = 0
+    deadline = time.monotonic() + timeout
+    while applied < count and time.monotonic() < deadline:
+        applied += projector.poll_once()
+    return applied
+
+
+@pytest.fixture
+def published(network: InnovationNetwork, tmp_path: Any, kafka_bootstrap: str) -> tuple[str, int]:
+    prefix = f"c{uuid.uuid4().hex[:8]}"
+    ensure_topics(kafka_bootstrap, prefix)
+    record_lives(network)
+    producer = make_producer(kafka_bootstrap)
+    try:
+        relay = Relay(
+            fresh_store(tmp_path / "relay.sqlite"), lambda a, n: read_records(network, a, n), producer, prefix
+        )
+        count = relay.publish_all()
+        # a relay that crashed before recording its position publishes everything again: duplicates
+        relay2 = Relay(
+            fresh_store(tmp_path / "relay2.sqlite"),
+            lambda a, n: read_records(network, a, n),
+            producer,
+            prefix,
+        )
+        assert relay2.publish_all() == count
+    finally:
+        producer.close()
+    return prefix, count
+
+
+def test_topics_feed_the_same_views_as_the_in_process_runner_and_duplicates_change_nothing(
+    network: InnovationNetwork, tmp_path: Any, kafka_bootstrap: str, published: tuple[str, int]
+) -> None:
+    prefix, count = published
+    dead_letters = KafkaProducer(bootstrap_servers=kafka_bootstrap, key_serializer=KeySerializer())
+    streamed = fresh_store(tmp_path / "streamed.sqlite")
+    try:
+        for projection in (IndexProjection(), AuditProjection()):
+            consumer = consumer_for(kafka_bootstrap, prefix, f"{prefix}-{projection.name}")
+            try:
+                projector = TopicProjector(
+                    streamed, projection, consumer, dead_letters, f"{prefix}-{projection.name}"
+                )
+                assert project_until(projector, 2 * count) == 2 * count  # every event twice
+            finally:
+                consumer.close()
+    finally:
+        dead_letters.close()
+
+    local = fresh_store(tmp_path / "local.sqlite")
+    runner = ProjectionRunner(
+        local,
+        lambda a, n: read_records(network, a, n),
+        network.head_position,
+        [IndexProjection(), AuditProjection()],
+    )
+    runner.catch_up()
+    for query in (queries.list_replications, queries.list_innovations):
+        assert query(streamed, limit=500).items == query(local, limit=500).items
+    assert queries.audit_events(streamed, limit=500).items == queries.audit_events(local, limit=500).items
+
+
+def test_a_poison_message_goes_to_the_dead_letters_and_the_consumer_goes_on(
+    network: InnovationNetwork, tmp_path: Any, kafka_bootstrap: str, published: tuple[str, int]
+) -> None:
+    prefix, count = published
+    replications_topic = f"{prefix}.replications.v1"
+    poison = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    poison.send(replications_topic, key=b"not-an-aggregate", value=b"{not json")
+    poison.flush()
+    poison.close()
+    group = f"{prefix}-audit"
+    dead_letters = KafkaProducer(
+        bootstrap_servers=kafka_bootstrap, key_serializer=KeySerializer(), value_serializer=None
+    )
+    streamed = fresh_store(tmp_path / "streamed.sqlite")
+    consumer = consumer_for(kafka_bootstrap, prefix, group)
+    try:
+        projector = TopicProjector(streamed, AuditProjection(), consumer, dead_letters, group)
+        assert project_until(projector, 2 * count) == 2 * count
+    finally:
+        consumer.close()
+        dead_letters.close()
+    assert len(queries.audit_events(streamed, limit=500).items) == count
+
+    reader = KafkaConsumer(
+        f"{replications_topic}.dlq",
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+        group_id=f"{prefix}-dlq-reader",
+    )
+    try:
+        found: list[Any] = []
+        deadline = time.monotonic() + 30
+        while not found and time.monotonic() < deadline:
+            found = [m for batch in reader.poll(timeout_ms=500).values() for m in batch]
+    finally:
+        reader.close()
+    (letter,) = found
+    headers = {k: v.decode() for k, v in letter.headers}
+    assert letter.value == b"{not json"
+    assert headers["consumer_group"] == group
+    assert headers["original_topic"] == replications_topic
+    assert headers["error"].startswith("ValueError")
+    assert {"original_partition", "original_offset"} <= set(headers)
+    assert json.loads(json.dumps(headers))  # plain text headers
