@@ -101,7 +101,7 @@ def consume(projection: str) -> None:
     from kafka import KafkaConsumer, KafkaProducer
 
     from consumers.projector import TopicProjector
-    from consumers.relay import KeySerializer, topics
+    from consumers.relay import topics
     from projections.audit import AuditProjection
     from projections.index import IndexProjection
 
@@ -118,7 +118,7 @@ def consume(projection: str) -> None:
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
-    dead_letters = KafkaProducer(bootstrap_servers=bootstrap, acks="all", key_serializer=KeySerializer())
+    dead_letters = KafkaProducer(bootstrap_servers=bootstrap, acks="all")  # raw bytes, as they came
     chosen = IndexProjection() if projection == "index" else AuditProjection()
     try:
         projector = TopicProjector(runtime.views, chosen, consumer, dead_letters, group)

@@ -94,6 +94,7 @@ class TopicProjector:
         return applied
 
     def _dead_letter(self, message: Any, error: Exception) -> None:
+        """The message as it came (raw key and value bytes: `dead_letters` has no serializers)."""
         log.error(
             "message %s/%s/%s goes to the dead letters: %s",
             message.topic,

@@ -13,7 +13,7 @@ from conftest import days_ago, innovation_fields
 from kafka import KafkaConsumer, KafkaProducer
 
 from consumers.projector import TopicProjector
-from consumers.relay import KeySerializer, Relay, ensure_topics, make_producer, topics
+from consumers.relay import Relay, ensure_topics, make_producer, topics
 from domain.acting import Actor, acting_as
 from projections import queries
 from projections.audit import AuditProjection
@@ -87,7 +87,7 @@ def test_topics_feed_the_same_views_as_the_in_process_runner_and_duplicates_chan
     network: InnovationNetwork, tmp_path: Any, kafka_bootstrap: str, published: tuple[str, int]
 ) -> None:
     prefix, count = published
-    dead_letters = KafkaProducer(bootstrap_servers=kafka_bootstrap, key_serializer=KeySerializer())
+    dead_letters = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     streamed = fresh_store(tmp_path / "streamed.sqlite")
     try:
         for projection in (IndexProjection(), AuditProjection()):
@@ -125,9 +125,7 @@ def test_a_poison_message_goes_to_the_dead_letters_and_the_consumer_goes_on(
     poison.flush()
     poison.close()
     group = f"{prefix}-audit"
-    dead_letters = KafkaProducer(
-        bootstrap_servers=kafka_bootstrap, key_serializer=KeySerializer(), value_serializer=None
-    )
+    dead_letters = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     streamed = fresh_store(tmp_path / "streamed.sqlite")
     consumer = consumer_for(kafka_bootstrap, prefix, group)
     try:
@@ -153,7 +151,7 @@ def test_a_poison_message_goes_to_the_dead_letters_and_the_consumer_goes_on(
         reader.close()
     (letter,) = found
     headers = {k: v.decode() for k, v in letter.headers}
-    assert letter.value == b"{not json"
+    assert (letter.key, letter.value) == (b"not-an-aggregate", b"{not json")
     assert headers["consumer_group"] == group
     assert headers["original_topic"] == replications_topic
     assert headers["error"].startswith("ValueError")
