@@ -64,6 +64,13 @@ class ProjectionCollector:
         yield from (position, head, lag)
 
 
+@blp.route("/asyncapi.json", methods=["GET"])
+def asyncapi() -> Any:
+    from consumers.asyncapi import document
+
+    return document(runtime().settings.kafka_topic_prefix)
+
+
 @blp.route("/metrics", methods=["GET"])
 def metrics() -> Any:
     registry = CollectorRegistry()
