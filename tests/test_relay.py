@@ -135,3 +135,19 @@ def test_the_relay_does_not_move_past_what_the_broker_did_not_acknowledge(
         assert relay.position == 0
     finally:
         producer.close(timeout=1)
+
+
+def test_the_relay_position_and_lag_are_shown_beside_the_projections(api: Any, kafka_bootstrap: str) -> None:
+    network = api.runtime.network
+    record_a_life(network)
+    prefix = f"s{uuid.uuid4().hex[:8]}"
+    ensure_topics(kafka_bootstrap, prefix)
+    producer = make_producer(kafka_bootstrap)
+    try:
+        Relay(
+            api.runtime.views, lambda after, limit: read_records(network, after, limit), producer, prefix
+        ).publish_all()
+    finally:
+        producer.close()
+    relay = {p["name"]: p for p in api.get("/api/v1/projections").get_json()["items"]}["relay"]
+    assert (relay["position"], relay["head_position"], relay["lag"], relay["status"]) == (4, 4, 0, "ok")

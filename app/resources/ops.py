@@ -11,13 +11,30 @@ from prometheus_client.core import GaugeMetricFamily
 
 from app.http import runtime
 from app.problems import problem_response
+from projections.tracking import read_tracked
 
 blp = Blueprint("operations", __name__, description="Health, readiness, projections and metrics.")
 
 
 def projection_status() -> list[dict[str, Any]]:
+    """The in-process projections, and the relay to Kafka once one has run against this store."""
     rt = runtime()
-    statuses: list[dict[str, Any]] = rt.runner.status(rt.network.head_position())
+    head = rt.network.head_position()
+    statuses: list[dict[str, Any]] = rt.runner.status(head)
+    with rt.views.connect() as conn:
+        relay = read_tracked(conn, ["relay"]).get("relay")
+    if relay is not None:
+        lag = max(head - relay.position, 0)
+        statuses.append(
+            {
+                "name": "relay",
+                "position": relay.position,
+                "head_position": head,
+                "lag": lag,
+                "last_advanced_at": relay.last_advanced_at.isoformat() if relay.last_advanced_at else None,
+                "status": "ok" if lag == 0 else "catching_up",
+            }
+        )
     return statuses
 
 
