@@ -14,6 +14,7 @@ class Settings:
     bootstrap_admin_token: str | None = None
     log_level: str = "INFO"
     project_in_process: bool = True
+    kafka_bootstrap: str | None = None
     kafka_topic_prefix: str = "puja"
     min_position_timeout: float = 5.0
     max_body_bytes: int = 1024 * 1024
@@ -27,7 +28,10 @@ class Settings:
             database_url=env.get("PUJA_DATABASE_URL") or None,
             bootstrap_admin_token=env.get("PUJA_BOOTSTRAP_ADMIN_TOKEN") or None,
             log_level=(env.get("PUJA_LOG_LEVEL") or "INFO").upper(),
+            kafka_bootstrap=env.get("PUJA_KAFKA_BOOTSTRAP") or None,
             kafka_topic_prefix=env.get("PUJA_KAFKA_TOPIC_PREFIX") or "puja",
+            # Streaming mode: `puja consume index|audit` feed the projections; the API only reads them.
+            project_in_process=not env.get("PUJA_KAFKA_BOOTSTRAP"),
         )
 
     @property

@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from consumers.envelope import TYPE_PREFIX
 from domain.published import EventRecord
 from projections.store import ViewStore
+from projections.tracking import advance_watermark, register
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class TopicProjector:
         self.consumer = consumer
         self.dead_letters = dead_letters
         self.group = group
+        register(store.begin, [projection.name])
 
     def poll_once(self, timeout_ms: int = 500) -> int:
         """Apply one poll's messages and commit their offsets; returns how many events were applied."""
@@ -65,8 +67,10 @@ class TopicProjector:
         try:
             try:
                 with self.store.begin() as conn:
-                    for message in messages:
-                        self.projection.project(conn, record_from_message(message.value))
+                    records = [record_from_message(message.value) for message in messages]
+                    for record in records:
+                        self.projection.project(conn, record)
+                    advance_watermark(conn, self.projection.name, [r.position for r in records])
                 applied = len(messages)
             except OperationalError:
                 raise
@@ -86,6 +90,7 @@ class TopicProjector:
                 record = record_from_message(message.value)
                 with self.store.begin() as conn:
                     self.projection.project(conn, record)
+                    advance_watermark(conn, self.projection.name, [record.position])
                 applied += 1
             except OperationalError:
                 raise

@@ -108,3 +108,13 @@ audit_events = Table(
     Column("data", JSON, nullable=False),
     Index("audit_events_by_aggregate", "aggregate_id", "version"),
 )
+
+# Positions a projection fed from Kafka has applied above its contiguous watermark (`projection_positions`):
+# topics are ordered per aggregate only, so events arrive out of global order; the watermark moves up over the
+# positions found here and they are then forgotten.
+applied_positions = Table(
+    "applied_positions",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("position", Position, primary_key=True, autoincrement=False),
+)

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from domain.published import EventRecord
-from projections.tables import projection_positions
+from projections.tables import applied_positions, projection_positions
 
 
 class Applies(Protocol):
@@ -116,3 +116,40 @@ def as_utc(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is not None:
         return moment
     return moment.replace(tzinfo=UTC)
+
+
+def advance_watermark(conn: Connection, name: str, applied: Iterable[int]) -> int:
+    """For a projection fed out of global order (Kafka): remember the positions just applied and move the tracked
+    position up over every contiguous one, so that `min_position` means "everything up to here is applied"."""
+    current = tracked_position(conn, name)
+    fresh = sorted({p for p in applied if p > current})
+    if fresh:
+        known = {
+            row.position
+            for row in conn.execute(
+                select(applied_positions.c.position).where(
+                    applied_positions.c.name == name, applied_positions.c.position.in_(fresh)
+                )
+            )
+        }
+        new = [p for p in fresh if p not in known]
+        if new:
+            conn.execute(insert(applied_positions), [{"name": name, "position": p} for p in new])
+    following = conn.execute(
+        select(applied_positions.c.position)
+        .where(applied_positions.c.name == name, applied_positions.c.position > current)
+        .order_by(applied_positions.c.position)
+    ).scalars()
+    watermark = current
+    for position in following:
+        if position != watermark + 1:
+            break
+        watermark = position
+    if watermark > current:
+        claim(conn, name, watermark)
+        conn.execute(
+            delete(applied_positions).where(
+                applied_positions.c.name == name, applied_positions.c.position <= watermark
+            )
+        )
+    return watermark

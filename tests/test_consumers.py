@@ -20,6 +20,7 @@ from projections.audit import AuditProjection
 from projections.index import IndexProjection
 from projections.runner import ProjectionRunner
 from projections.store import ViewStore
+from projections.tracking import advance_watermark, read_tracked, register
 from service.network import InnovationNetwork, read_records
 
 
@@ -102,6 +103,13 @@ def test_topics_feed_the_same_views_as_the_in_process_runner_and_duplicates_chan
     finally:
         dead_letters.close()
 
+    with streamed.connect() as conn:
+        tracked = read_tracked(conn, ["index", "audit"])
+    assert {name: t.position for name, t in tracked.items()} == {
+        "index": network.head_position(),
+        "audit": network.head_position(),
+    }, "the watermark covers every position once all arrived, whatever their order"
+
     local = fresh_store(tmp_path / "local.sqlite")
     runner = ProjectionRunner(
         local,
@@ -157,3 +165,59 @@ def test_a_poison_message_goes_to_the_dead_letters_and_the_consumer_goes_on(
     assert headers["error"].startswith("ValueError")
     assert {"original_partition", "original_offset"} <= set(headers)
     assert json.loads(json.dumps(headers))  # plain text headers
+
+
+def test_the_watermark_moves_only_over_contiguous_positions(tmp_path: Any) -> None:
+    store = fresh_store(tmp_path / "views.sqlite")
+    register(store.begin, ["index"])
+    seen = []
+    for arriving in ([3], [1], [2, 2], [5], [4]):
+        with store.begin() as conn:
+            seen.append(advance_watermark(conn, "index", arriving))
+    assert seen == [0, 1, 3, 3, 5]
+
+
+def test_in_streaming_mode_the_api_reads_what_the_consumers_projected(
+    tmp_path: Any, kafka_bootstrap: str
+) -> None:
+    from app import create_app
+    from app.runtime import Runtime
+    from app.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "var", project_in_process=False, min_position_timeout=0.3)
+    runtime = Runtime.open(settings)
+    try:
+        client = create_app(runtime=runtime).test_client()
+        token = runtime.tokens.create("admin", "admin")
+        body = {**innovation_fields(), "started_on": days_ago(400).isoformat()}
+        created = client.post("/api/v1/innovations", json=body, headers={"Authorization": f"Bearer {token}"})
+        position = created.headers["X-Event-Position"]
+        url = f"/api/v1/innovations/{created.get_json()['id']}?min_position={position}"
+        assert client.get(url).status_code == 503, "nothing projects in-process in streaming mode"
+
+        prefix = f"m{uuid.uuid4().hex[:8]}"
+        ensure_topics(kafka_bootstrap, prefix)
+        producer = make_producer(kafka_bootstrap)
+        dead_letters = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        try:
+            read = lambda after, limit: read_records(runtime.network, after, limit)  # noqa: E731
+            assert Relay(runtime.views, read, producer, prefix).publish_all() == 1
+            for projection in (IndexProjection(), AuditProjection()):
+                consumer = consumer_for(kafka_bootstrap, prefix, f"{prefix}-{projection.name}")
+                try:
+                    projector = TopicProjector(
+                        runtime.views, projection, consumer, dead_letters, projection.name
+                    )
+                    assert project_until(projector, 1) == 1
+                finally:
+                    consumer.close()
+        finally:
+            producer.close()
+            dead_letters.close()
+
+        read_back = client.get(url)
+        assert read_back.status_code == 200
+        assert int(read_back.headers["X-Projection-Position"]) >= int(position)
+        assert read_back.get_json()["name"] == body["name"]
+    finally:
+        runtime.close()

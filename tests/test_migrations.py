@@ -6,9 +6,10 @@ from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 
-from app.migrate import upgrade
+from app.migrate import alembic_config, upgrade
 from app.storage import metadata as service_metadata
 from projections.tables import metadata as projection_metadata
 
@@ -29,5 +30,13 @@ def test_upgrading_twice_changes_nothing_and_records_the_head(tmp_path: Any) -> 
     upgrade(engine)
     assert set(inspect(engine).get_table_names()) == tables
     with engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0001"
-    assert {"innovations", "replications", "audit_events", "api_tokens", "idempotency_keys"} <= tables
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        assert MigrationContext.configure(conn).get_current_revision() == head
+    assert {
+        "innovations",
+        "replications",
+        "audit_events",
+        "api_tokens",
+        "idempotency_keys",
+        "applied_positions",
+    } <= tables
