@@ -16,6 +16,13 @@ def _runtime() -> Runtime:
     return Runtime.open(Settings.from_env())
 
 
+def _kafka() -> tuple[str, str]:
+    settings = Settings.from_env()
+    if not settings.kafka_bootstrap:
+        raise click.ClickException("Set PUJA_KAFKA_BOOTSTRAP to the Kafka bootstrap servers.")
+    return settings.kafka_bootstrap, settings.kafka_topic_prefix
+
+
 @click.group()
 def main() -> None:
     """PUJA INDAH replication tracker."""
@@ -63,16 +70,12 @@ def serve(host: str, port: int, workers: int, threads: int, first_run_token: boo
 @click.option("--once", is_flag=True, help="Publish what is stored now, then stop.")
 def relay(once: bool) -> None:
     """Publish every stored event to Kafka (PUJA_KAFKA_BOOTSTRAP), in order, at least once."""
-    import os
     import time
 
     from consumers.relay import Relay, ensure_topics, make_producer
     from service.network import read_records
 
-    bootstrap = os.environ.get("PUJA_KAFKA_BOOTSTRAP")
-    if not bootstrap:
-        raise click.ClickException("Set PUJA_KAFKA_BOOTSTRAP to the Kafka bootstrap servers.")
-    prefix = os.environ.get("PUJA_KAFKA_TOPIC_PREFIX") or "puja"
+    bootstrap, prefix = _kafka()
     runtime = _runtime()
     ensure_topics(bootstrap, prefix)
     producer = make_producer(bootstrap)
@@ -96,8 +99,6 @@ def relay(once: bool) -> None:
 @click.argument("projection", type=click.Choice(["index", "audit"]))
 def consume(projection: str) -> None:
     """Feed a projection from the Kafka topics (consumer group puja-<projection>)."""
-    import os
-
     from kafka import KafkaConsumer, KafkaProducer
 
     from consumers.projector import TopicProjector
@@ -105,10 +106,7 @@ def consume(projection: str) -> None:
     from projections.audit import AuditProjection
     from projections.index import IndexProjection
 
-    bootstrap = os.environ.get("PUJA_KAFKA_BOOTSTRAP")
-    if not bootstrap:
-        raise click.ClickException("Set PUJA_KAFKA_BOOTSTRAP to the Kafka bootstrap servers.")
-    prefix = os.environ.get("PUJA_KAFKA_TOPIC_PREFIX") or "puja"
+    bootstrap, prefix = _kafka()
     group = f"{prefix}-{projection}"
     runtime = _runtime()
     consumer = KafkaConsumer(

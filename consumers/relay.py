@@ -13,20 +13,17 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 from kafka.serializer import Serializer
-from sqlalchemy import update
 
 from consumers.envelope import cloudevent, headers_of, topic_of
 from domain.published import EventRecord
 from projections.store import ViewStore
-from projections.tables import projection_positions
-from projections.tracking import read_tracked, register
+from projections.tracking import claim, read_tracked, register
 
 log = logging.getLogger(__name__)
 
@@ -113,11 +110,7 @@ class Relay:
         for future in futures:
             future.get(timeout=30)  # raises when the broker did not acknowledge: the position stays
         with self.store.begin() as conn:
-            conn.execute(
-                update(projection_positions)
-                .where(projection_positions.c.name == RELAY)
-                .values(position=records[-1].position, last_advanced_at=datetime.now(UTC))
-            )
+            claim(conn, RELAY, records[-1].position)
         return len(records)
 
     def publish_all(self) -> int:

@@ -27,7 +27,7 @@ from domain.enums import (
     ModificationNature,
     ReplicationStatus,
 )
-from domain.errors import InvalidInput, Rule, RuleViolation
+from domain.errors import Rule, RuleViolation
 from domain.evaluation import Evaluated, EvaluationInput, assess
 from domain.innovation import Innovation, _enum_value, check_region_code
 
@@ -404,6 +404,3 @@ class Replication(RecordedAggregate):
             generation=self.generation,
             penerapan_on=self.penerapan_on,
         )
-
-
-__all__ = ["Replication", "SourcePractice", "ALLOWED_MOVES", "InvalidInput"]

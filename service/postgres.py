@@ -119,16 +119,7 @@ class PostgresStoreRecorder(PostgresApplicationRecorder):
                     "ON CONFLICT (replication_id) DO UPDATE SET status=excluded.status, "
                     "penerapan_on=excluded.penerapan_on, closed_on=excluded.closed_on"
                 ).format(self.registry_table),
-                (
-                    str(row.replication_id),
-                    str(row.innovation_id),
-                    row.source_region,
-                    row.adopting_region,
-                    row.status,
-                    row.generation,
-                    row.penerapan_on.isoformat() if row.penerapan_on else None,
-                    row.closed_on.isoformat() if row.closed_on else None,
-                ),
+                row.as_params(),
                 prepare=True,
             )
 

@@ -42,6 +42,19 @@ class RegistryRow:
     penerapan_on: date | None
     closed_on: date | None
 
+    def as_params(self) -> tuple[Any, ...]:
+        """The row as the registry table's columns, in order."""
+        return (
+            str(self.replication_id),
+            str(self.innovation_id),
+            self.source_region,
+            self.adopting_region,
+            self.status,
+            self.generation,
+            self.penerapan_on.isoformat() if self.penerapan_on else None,
+            self.closed_on.isoformat() if self.closed_on else None,
+        )
+
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> RegistryRow:
         return cls(
@@ -133,16 +146,7 @@ class StoreRecorder(SQLiteApplicationRecorder):
                 "INSERT INTO replication_registry VALUES (?,?,?,?,?,?,?,?) "
                 "ON CONFLICT (replication_id) DO UPDATE SET status=excluded.status, "
                 "penerapan_on=excluded.penerapan_on, closed_on=excluded.closed_on",
-                (
-                    str(row.replication_id),
-                    str(row.innovation_id),
-                    row.source_region,
-                    row.adopting_region,
-                    row.status,
-                    row.generation,
-                    row.penerapan_on.isoformat() if row.penerapan_on else None,
-                    row.closed_on.isoformat() if row.closed_on else None,
-                ),
+                row.as_params(),
             )
         return positions
 

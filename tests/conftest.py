@@ -205,7 +205,6 @@ class Server:
             stderr=open(os.environ.get("PUJA_TEST_SERVER_LOG", os.devnull), "a"),  # noqa: SIM115
             text=True,
         )
-        self.first_line = ""
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             assert self.process.poll() is None, "the server exited"
