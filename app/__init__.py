@@ -7,7 +7,7 @@ import logging
 from flask import Flask
 from flask_smorest import Api
 
-from app import http
+from app import http, schemas
 from app.logs import configure_logging
 from app.resources import audit, index, innovations, ops, reference, replications
 from app.runtime import Runtime
@@ -39,6 +39,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         },
     )
     api = Api(app)
+    # `replication_metrics` of GET /api/v1/index/regions/{code} (projections/diffusion.py)
+    api.spec.components.schema("ReplicationMetrics", schema=schemas.ReplicationMetricsSchema)
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
     http.install(app)

@@ -318,7 +318,14 @@ class RegionRowQuerySchema(ReadQuerySchema):
 
 
 class InnovationIndexQuerySchema(IndexPageQuerySchema):
-    sort = fields.String(load_default="at_penerapan", validate=validate.OneOf(["at_penerapan", "adopters"]))
+    sort = fields.String(
+        load_default="at_penerapan",
+        validate=validate.OneOf(["at_penerapan", "adopters", "provinces"]),
+        metadata={
+            "description": "Descending by `at_penerapan` (ties by `adopters`), by `adopters` (ties by "
+            "`at_penerapan`) or by `provinces` (ties by `adopters`); then by registration order."
+        },
+    )
 
 
 class PageSchema(Schema):
@@ -331,3 +338,245 @@ class InnovationPageSchema(PageSchema):
 
 class ReplicationPageSchema(PageSchema):
     items = fields.List(fields.Nested(ReplicationSchema))
+
+
+# --- replication metrics, lineage and summary (projections/diffusion.py) ------------------------
+
+YEAR_DESCRIPTION = (
+    "The year whose figures are wanted (default: the current year in Asia/Jayapura). Every figure is as of "
+    "31 December of that year, or today for the current year, by business dates; a year that has not begun "
+    "is a 422."
+)
+
+
+class LineageQuerySchema(ReadQuerySchema):
+    pass
+
+
+class SummaryQuerySchema(ReadQuerySchema):
+    year = fields.Integer(
+        validate=validate.Range(min=2000, max=2100), metadata={"description": YEAR_DESCRIPTION}
+    )
+    province = ProvinceCode(
+        metadata={
+            "description": "Only replications whose adopting region lies in this province (the province "
+            "itself or one of its kabupaten/kota): what the province's own pemda adopted."
+        }
+    )
+
+
+def _counts(description: str) -> fields.Dict:
+    return fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": description})
+
+
+class InnovationRowSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    region = fields.String()
+    region_name = fields.String()
+    retired = fields.Boolean()
+    adopters = fields.Integer(
+        metadata={"description": "Distinct adopting regions whose replication was not rejected."}
+    )
+    at_penerapan = fields.Integer(
+        metadata={"description": "Distinct adopting regions whose replication is at penerapan."}
+    )
+    provinces = fields.Integer(metadata={"description": "Distinct provinces of the `adopters`."})
+    replications = fields.Integer(
+        metadata={"description": "Every replication of it, rejected ones included."}
+    )
+    deepest_generation = fields.Integer(
+        allow_none=True,
+        metadata={
+            "description": "Highest generation among its replications not rejected (the innovation's own "
+            "region is generation 0); null when none."
+        },
+    )
+
+
+class InnovationRowPageSchema(PageSchema):
+    items = fields.List(fields.Nested(InnovationRowSchema))
+
+
+class LineageNodeSchema(Schema):
+    replication_id = fields.String()
+    adopting_region = fields.String()
+    adopting_region_name = fields.String()
+    source_region = fields.String()
+    source_region_name = fields.String()
+    generation = fields.Integer(metadata={"description": "1 + the generation of the practice it copies."})
+    status = fields.String(metadata={"description": "Its status as recorded now."})
+    proposed_on = fields.String()
+    signed_on = fields.String(allow_none=True)
+    rejected_on = fields.String(allow_none=True)
+    uji_coba_on = fields.String(allow_none=True)
+    penerapan_on = fields.String(allow_none=True)
+    discontinued_on = fields.String(allow_none=True)
+    children = fields.List(
+        fields.Nested(lambda: LineageNodeSchema()),
+        metadata={
+            "description": "Replications that copy this adopter's practice: proposed with this adopter's "
+            "region as source while this replication was its open practice."
+        },
+    )
+
+
+class LineageRootSchema(Schema):
+    innovation_id = fields.String()
+    region = fields.String()
+    region_name = fields.String()
+    generation = fields.Integer(metadata={"description": "Always 0: the innovation's own region."})
+    stage = fields.String()
+    started_on = fields.String()
+    penerapan_on = fields.String(allow_none=True)
+    retired = fields.Boolean()
+    retired_on = fields.String(allow_none=True)
+    children = fields.List(
+        fields.Nested(LineageNodeSchema),
+        metadata={
+            "description": "First-generation replications: those whose source is the innovation's region."
+        },
+    )
+
+
+class ProvinceReachedSchema(Schema):
+    code = fields.String()
+    name = fields.String()
+    adopters = fields.Integer(
+        metadata={"description": "Distinct adopting regions in it whose replication was not rejected."}
+    )
+    at_penerapan = fields.Integer(metadata={"description": "Those whose replication is at penerapan."})
+
+
+class LineageSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    region = fields.String()
+    region_name = fields.String()
+    replications = fields.Integer(
+        metadata={"description": "Every replication of it, rejected ones included."}
+    )
+    adopters = fields.Integer(
+        metadata={"description": "Distinct adopting regions whose replication was not rejected."}
+    )
+    at_penerapan = fields.Integer(
+        metadata={"description": "Distinct adopting regions whose replication is at penerapan."}
+    )
+    by_status = _counts("Its replications by status, as recorded now.")
+    by_generation = _counts("Its replications not rejected, by generation.")
+    deepest_generation = fields.Integer(
+        allow_none=True, metadata={"description": "Highest generation not rejected; null when none."}
+    )
+    provinces_reached = fields.List(
+        fields.Nested(ProvinceReachedSchema),
+        metadata={"description": "Provinces of the adopting regions whose replication was not rejected."},
+    )
+    root = fields.Nested(LineageRootSchema)
+
+
+class SeriesMonthSchema(Schema):
+    month = fields.String(metadata={"description": "YYYY-MM."})
+    proposals = fields.Integer(metadata={"description": "Replications with `proposed_on` in the month."})
+    trials_started = fields.Integer(
+        metadata={"description": "Replications that reached uji_coba in the month."}
+    )
+    implementations = fields.Integer(
+        metadata={"description": "Replications that reached penerapan in the month."}
+    )
+
+
+class SummaryTotalsSchema(Schema):
+    replications = fields.Integer(metadata={"description": "Replications proposed by the as-of day."})
+    by_status = _counts("Those replications by their status on the as-of day.")
+    by_form = _counts("Those replications by their innovation's form.")
+    by_urusan = _counts(
+        "Those replications by urusan: one counts once under each urusan of its innovation, so these can sum "
+        "to more than `replications`."
+    )
+
+
+class SummarySchema(Schema):
+    year = fields.Integer()
+    as_of = fields.String(metadata={"description": "31 December of the year, or today for the current year."})
+    province = fields.String(allow_none=True)
+    province_name = fields.String(allow_none=True)
+    totals = fields.Nested(SummaryTotalsSchema)
+    series = fields.List(
+        fields.Nested(SeriesMonthSchema),
+        metadata={"description": "The twelve months of the year, by business date, up to the as-of day."},
+    )
+    median_days_to_penerapan = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "Median days from `proposed_on` to penerapan over the replications that reached "
+            "penerapan in the year up to the as-of day (mean of the two middle values for an even count); "
+            "null when none did."
+        },
+    )
+
+
+class AsSourceSchema(Schema):
+    adopters = fields.Integer(
+        metadata={
+            "description": "Distinct regions that replicate a practice of this region (one of its innovations, "
+            "or one of its own replications passed on), proposed by the day and not rejected by then."
+        }
+    )
+    at_penerapan = fields.Integer(metadata={"description": "Those of them at penerapan on the day."})
+    deepest_generation = fields.Integer(
+        allow_none=True,
+        metadata={
+            "description": "Highest generation (the innovation's own region is 0) among replications not "
+            "rejected by the day that descend from a practice of this region, directly or through later "
+            "adopters; null when none does."
+        },
+    )
+
+
+class AsAdopterSchema(Schema):
+    replications = fields.Integer(metadata={"description": "Its replications proposed by the day."})
+    by_status = _counts("Those replications by their status on the day.")
+    median_days_to_penerapan = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "Median days from `proposed_on` to penerapan over those that reached penerapan by "
+            "the day (discontinued later or not); mean of the two middle values for an even count; null for "
+            "none."
+        },
+    )
+    discontinued_share = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "Discontinued by the day / not rejected by the day, rounded half-up to 4 "
+            "decimals; null when none."
+        },
+    )
+
+
+class AdaptationSchema(Schema):
+    replications = fields.Integer(metadata={"description": "Its replications proposed by the day."})
+    modifications = fields.Integer(
+        metadata={"description": "Modifications of those replications recorded by the day."}
+    )
+    per_replication = fields.Float(
+        allow_none=True,
+        metadata={"description": "modifications / replications, half-up to 2 decimals; null for none."},
+    )
+    core_share = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "Modifications marked `core` / modifications, half-up to 4 decimals; null for none."
+        },
+    )
+    by_component = _counts("Modifications by component (every component, zeros included).")
+    by_nature = _counts("Modifications by nature (every nature, zeros included).")
+
+
+class ReplicationMetricsSchema(Schema):
+    """`replication_metrics` of GET /api/v1/index/regions/{code}: a region's replication metrics (index.md),
+    as of 31 December of the year asked, or today for the current year, by business dates."""
+
+    as_of = fields.String(metadata={"description": "The day the figures are taken."})
+    as_source = fields.Nested(AsSourceSchema)
+    as_adopter = fields.Nested(AsAdopterSchema)
+    adaptation = fields.Nested(AdaptationSchema)

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, upda
 from domain import regions
 from domain.enums import ReplicationStatus
 from domain.published import EventRecord
+from projections.adaptation import log_modification
 from projections.tables import innovation_urusan, innovations, replications
 from projections.tracking import Projection
 
@@ -235,6 +236,7 @@ class IndexProjection(Projection):
             doc["modifications"] = [*doc["modifications"], modification]
 
         self._change_replication(conn, record, change)
+        log_modification(conn, record)  # the adaptation log (projections/adaptation.py)
 
     def _adoption_advanced(self, conn: Connection, record: EventRecord) -> None:
         def change(doc: Doc) -> None:

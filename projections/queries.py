@@ -28,7 +28,7 @@ PENERAPAN = ReplicationStatus.PENERAPAN.value
 DITOLAK = ReplicationStatus.DITOLAK.value
 STATUSES = tuple(s.value for s in ReplicationStatus)
 REGION_SORTS = ("code", "innovations", "adopters", "at_penerapan")
-INNOVATION_SORTS = ("at_penerapan", "adopters")
+INNOVATION_SORTS = ("at_penerapan", "adopters", "provinces")
 
 
 class InvalidCursor(ValueError):
@@ -335,23 +335,34 @@ def _replication_summary(doc: dict[str, Any], other_side: str) -> dict[str, Any]
 
 # --- innovations ranked -----------------------------------------------------------------------
 
+# Each sort key, and the figure that breaks its ties before registration order.
+INNOVATION_TIES = {"at_penerapan": "adopters", "adopters": "at_penerapan", "provinces": "adopters"}
+
 
 def innovation_rows(
     store: ViewStore, *, sort: str = "at_penerapan", limit: int = 50, cursor: str | None = None
 ) -> Page:
-    """Innovations ranked by how widely they are replicated: distinct adopting regions at penerapan, or
-    distinct adopting regions whose replication was not rejected (descending; ties by the other figure, then
-    by registration order)."""
+    """Innovations ranked by how widely they are replicated, as recorded now (descending; ties by a second
+    figure, then by registration order):
+    `at_penerapan` — distinct adopting regions whose replication is at penerapan (ties by `adopters`);
+    `adopters` — distinct adopting regions whose replication was not rejected (ties by `at_penerapan`);
+    `provinces` — distinct provinces of those adopting regions (ties by `adopters`).
+    Each row also has `replications` (every replication of it, rejected ones included) and
+    `deepest_generation` (the highest generation among its replications not rejected; null for none)."""
     _check_limit(limit)
     if sort not in INNOVATION_SORTS:
         raise ValueError(f"sort is one of {', '.join(INNOVATION_SORTS)}")
     after = _sorted_cursor(cursor, sort, ["int", "int", "int"])
     i, r = innovations.c, replications.c
+    not_rejected = r.status != DITOLAK
     counted = (
         select(
             r.innovation_id,
             _adopters_expression().label("adopters"),
             _at_penerapan_expression().label("at_penerapan"),
+            func.count(case((not_rejected, r.adopting_province)).distinct()).label("provinces"),
+            func.count().label("replications"),
+            func.max(case((not_rejected, r.generation))).label("deepest_generation"),
         )
         .group_by(r.innovation_id)
         .subquery()
@@ -362,13 +373,17 @@ def innovation_rows(
             i.created_position,
             i.name,
             i.region,
+            i.retired,
             func.coalesce(counted.c.adopters, 0).label("adopters"),
             func.coalesce(counted.c.at_penerapan, 0).label("at_penerapan"),
+            func.coalesce(counted.c.provinces, 0).label("provinces"),
+            func.coalesce(counted.c.replications, 0).label("replications"),
+            counted.c.deepest_generation,
         )
         .select_from(innovations.outerjoin(counted, counted.c.innovation_id == i.innovation_id))
         .subquery()
     )
-    other = "adopters" if sort == "at_penerapan" else "at_penerapan"
+    other = INNOVATION_TIES[sort]
     first, second, order = ranked.c[sort], ranked.c[other], ranked.c.created_position
     query = select(ranked).order_by(first.desc(), second.desc(), order)
     if after is not None:
@@ -384,8 +399,14 @@ def innovation_rows(
             "name": row.name,
             "region": row.region,
             "region_name": regions.name_of(row.region),
+            "retired": bool(row.retired),
             "adopters": int(row.adopters),
             "at_penerapan": int(row.at_penerapan),
+            "provinces": int(row.provinces),
+            "replications": int(row.replications),
+            "deepest_generation": (
+                int(row.deepest_generation) if row.deepest_generation is not None else None
+            ),
         }
         for row in rows
     ]

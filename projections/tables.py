@@ -92,6 +92,19 @@ replications = Table(
     Index("replications_by_innovation_status", "innovation_id", "status", "adopting_region"),
 )
 
+# The adaptation log of replications (ModificationRecorded): one row per modification, with its business date, so
+# that adaptation profiles can be counted "as of" a date (projections/diffusion.py). Part of the index projection.
+modifications = Table(
+    "modifications",
+    metadata,
+    Column("modification_id", String(ID), primary_key=True),
+    Column("replication_id", String(ID), nullable=False, index=True),
+    Column("component", String(ENUM), nullable=False),
+    Column("nature", String(ENUM), nullable=False),
+    Column("core", Boolean, nullable=False),
+    Column("recorded_on", Date, nullable=False),
+)
+
 audit_events = Table(
     "audit_events",
     metadata,
@@ -118,3 +131,6 @@ applied_positions = Table(
     Column("name", String(100), primary_key=True),
     Column("position", Position, primary_key=True, autoincrement=False),
 )
+
+# The tables the index projection keeps (a rebuild of "index" clears exactly these).
+INDEX_TABLES = (innovations, innovation_urusan, replications, modifications)
