@@ -6,7 +6,8 @@ records come from the store's notification log or from a stream.
 - `projections.store.ViewStore` — the database of the views; `projections.tables` — its tables.
 - `projections.index.IndexProjection` ("index") and `projections.audit.AuditProjection` ("audit").
 - `projections.runner.ProjectionRunner` — applies new records, tracks positions, waits for them.
-- `projections.queries` — the read functions.
+- `projections.queries` — the read functions; `projections.diffusion` — replication metrics, lineage and the
+  yearly summary, as of a business date.
 """
 
 from projections.audit import AuditProjection

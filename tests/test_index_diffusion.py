@@ -827,6 +827,14 @@ def test_a_year_that_has_not_begun_is_422(record: Record, path: str) -> None:
     assert list(problem["errors"]) == ["year"]
 
 
+@pytest.mark.parametrize("view", ["summary?year=2025&", "innovations/{A}/lineage?", "regions/35.05?"])
+def test_the_views_wait_for_a_position_and_report_the_one_they_read(record: Record, view: str) -> None:
+    head = record.api.runtime.network.head_position()
+    response = record.api.get(f"{INDEX}/{view.format(A=record.ids['A'])}min_position={head}")
+    assert response.status_code == 200
+    assert int(response.headers["X-Projection-Position"]) >= head
+
+
 def test_the_new_views_are_in_the_openapi_document(record: Record) -> None:
     document = record.get("/openapi.json")
     for path in (
