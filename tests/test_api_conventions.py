@@ -719,6 +719,8 @@ API_PATHS = {
     "/api/v1/index/regions": {"get"},
     "/api/v1/index/regions/{code}": {"get"},
     "/api/v1/index/innovations": {"get"},
+    "/api/v1/index/innovations/{innovation_id}/lineage": {"get"},
+    "/api/v1/index/summary": {"get"},
     "/api/v1/catalogues": {"get"},
     "/api/v1/catalogues/{version}": {"get"},
     "/api/v1/regions": {"get"},
