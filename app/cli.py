@@ -13,7 +13,12 @@ from app.settings import Settings
 
 
 def _runtime() -> Runtime:
-    return Runtime.open(Settings.from_env())
+    from service.store import CipherKeyError, CipherMismatch
+
+    try:
+        return Runtime.open(Settings.from_env())
+    except (CipherKeyError, CipherMismatch) as error:
+        raise click.ClickException(str(error)) from None
 
 
 def _kafka() -> tuple[str, str]:
@@ -39,15 +44,14 @@ def serve(host: str, port: int, workers: int, threads: int, first_run_token: boo
     from gunicorn.app.base import BaseApplication
 
     settings = Settings.from_env()
-    if first_run_token:
-        runtime = Runtime.open(settings)
-        try:
-            if runtime.tokens.count() == 0 and not settings.bootstrap_admin_token:
-                token = runtime.tokens.create("admin", "admin")
-                click.echo("Created the first admin token (shown once, keep it safe):", err=True)
-                click.echo(token)
-        finally:
-            runtime.close()
+    runtime = _runtime()  # refuses to start on a store it cannot read (PUJA_CIPHER_KEY)
+    try:
+        if first_run_token and runtime.tokens.count() == 0 and not settings.bootstrap_admin_token:
+            token = runtime.tokens.create("admin", "admin")
+            click.echo("Created the first admin token (shown once, keep it safe):", err=True)
+            click.echo(token)
+    finally:
+        runtime.close()
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -196,6 +200,15 @@ def projections_status(max_lag: int | None) -> None:
         runtime.close()
     if max_lag is not None and any(s["lag"] > max_lag for s in statuses):
         raise SystemExit(1)
+
+
+@main.command("cipher-key")
+def cipher_key() -> None:
+    """Print a new random key for PUJA_CIPHER_KEY (AES-256, base64). Keep it safe: events written with it
+    cannot be read without it."""
+    from service.store import new_cipher_key
+
+    click.echo(new_cipher_key())
 
 
 @main.command("seed-demo")
