@@ -19,7 +19,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, upda
 from domain import regions
 from domain.enums import ReplicationStatus
 from domain.published import EventRecord
-from projections.tables import innovation_urusan, innovations, replications
+from projections.tables import INDEX_TABLES, innovation_urusan, innovations, replications
 from projections.tracking import Projection
 
 Doc = dict[str, Any]
@@ -50,6 +50,7 @@ class MissingDocument(LookupError):
 
 class IndexProjection(Projection):
     name = "index"
+    tables = INDEX_TABLES
 
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {

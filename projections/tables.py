@@ -35,7 +35,8 @@ projection_positions = Table(
     metadata,
     Column("name", String(100), primary_key=True),
     Column("position", Position, nullable=False),
-    Column("last_advanced_at", DateTime(timezone=True), nullable=True),
+    # A moment of the wall clock, not of the record: left out of content digests (projections/rebuild.py).
+    Column("last_advanced_at", DateTime(timezone=True), nullable=True, info={"wall_clock": True}),
 )
 
 innovations = Table(
@@ -118,3 +119,8 @@ applied_positions = Table(
     Column("name", String(100), primary_key=True),
     Column("position", Position, primary_key=True, autoincrement=False),
 )
+
+# The tables each projection owns (rebuilt and swapped together by projections/rebuild.py). A table added to a
+# projection belongs in its tuple.
+INDEX_TABLES = (innovations, innovation_urusan, replications)
+AUDIT_TABLES = (audit_events,)
