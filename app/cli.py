@@ -214,7 +214,6 @@ def _from_the_record(runtime: Runtime, projection: Any, verb: str, work: Any) ->
             runtime.views,
             projection,
             lambda after, limit: read_records(runtime.network, after, limit),
-            runtime.network.head_position,
             progress=progress,
         )
 

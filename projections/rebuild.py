@@ -8,7 +8,8 @@ transaction holds the live projection's tracked position (`tracking.hold`: every
 lock before it touches the tables), brings the fresh tables up to that position (and to the positions a
 stream-fed projection applied out of order), and swaps them in: on PostgreSQL by moving tables between schemas
 (`ALTER TABLE ... SET SCHEMA`), on SQLite by replacing the rows from the attached file. Readers see the old tables
-or the new ones, never a mixture; nothing the runner applied meanwhile is lost, nothing is applied twice.
+or the new ones, never a mixture; nothing the runner applied meanwhile is lost, nothing is applied twice, and the
+tracked position does not move: the fresh tables stand for exactly what the live ones stood for.
 
 `verify` builds the same fresh tables, brings them to the live position inside one read snapshot of the live
 tables, and compares an order-independent digest of each table (columns marked `wall_clock` left out).
@@ -34,7 +35,6 @@ from projections.tables import applied_positions, metadata, projection_positions
 from projections.tracking import Projection, claim, hold, tracked_position
 
 Read = Callable[[int, int], list[EventRecord]]
-Head = Callable[[], int]
 Progress = Callable[[int], None]
 
 SCRATCH_PREFIX = "puja_rebuild_"
@@ -83,7 +83,6 @@ def rebuild(
     store: ViewStore,
     projection: Projection,
     read: Read,
-    head: Head,
     *,
     progress: Progress = lambda position: None,
     batch_size: int = BATCH_SIZE,
@@ -92,7 +91,7 @@ def rebuild(
     scratch = Scratch(store, projection)
     scratch.create()
     try:
-        _build(scratch, projection, read, head, batch_size, progress)
+        _build(scratch, projection, read, batch_size, progress)
         position = scratch.swap(read, batch_size)
     finally:
         scratch.drop()
@@ -108,7 +107,6 @@ def verify(
     store: ViewStore,
     projection: Projection,
     read: Read,
-    head: Head,
     *,
     progress: Progress = lambda position: None,
     batch_size: int = BATCH_SIZE,
@@ -117,29 +115,26 @@ def verify(
     scratch = Scratch(store, projection)
     scratch.create()
     try:
-        _build(scratch, projection, read, head, batch_size, progress)
+        _build(scratch, projection, read, batch_size, progress)
         return scratch.compare(read, batch_size)
     finally:
         scratch.drop()
 
 
-def _build(
-    scratch: Scratch, projection: Projection, read: Read, head: Head, batch_size: int, progress: Progress
-) -> int:
+def _build(scratch: Scratch, projection: Projection, read: Read, batch_size: int, progress: Progress) -> int:
+    """Lay the record down in the fresh tables up to the live projection's position, which may move meanwhile
+    (never beyond it: the fresh tables stand for what the live ones stand for, and the last step adds the rest)."""
     position = 0
-    target = head()
     while True:
-        records = read(position, batch_size)
+        with scratch.store.connect() as conn:
+            target = tracked_position(conn, projection.name)
+        records = [r for r in read(position, batch_size) if r.position <= target] if position < target else []
         if not records:
             return position
         with scratch.begin() as conn:
             projection.apply_all(conn, records)
         position = records[-1].position
         progress(position)
-        if position >= target:
-            target = head()
-            if position >= target:
-                return position
 
 
 # --- content digests --------------------------------------------------------------------------
@@ -245,9 +240,9 @@ class Scratch:
 
     # --- the last step, in one transaction with the live tables ----------------------------------
 
-    def _catch_up(self, conn: Connection, live_position: int, read: Read, batch_size: int) -> int:
+    def _catch_up(self, conn: Connection, live_position: int, read: Read, batch_size: int) -> None:
         """Bring the fresh tables to the live position and to the positions a stream-fed projection applied
-        above it; returns the position they then stand for."""
+        above it (its contiguous watermark)."""
         name = self.projection.name
         out_of_order = set(
             conn.execute(
@@ -268,16 +263,14 @@ class Scratch:
                     if record.position <= live_position or record.position in out_of_order:
                         self.projection.project(conn, record)
                 after = records[-1].position
-            position = max(live_position, built)
-            claim(conn, name, position)
-        return position
+            claim(conn, name, max(live_position, built))
 
     def swap(self, read: Read, batch_size: int) -> int:
         """Bring the fresh tables level with the live ones and put them in their place, atomically."""
         name = self.projection.name
         with self.store.begin(attach=self.attach) as conn:
             live_position = hold(conn, name)  # the writers of this projection wait from here to the commit
-            position = self._catch_up(conn, live_position, read, batch_size)
+            self._catch_up(conn, live_position, read, batch_size)
             if self.store.is_sqlite:
                 for table in self.projection.tables:
                     columns = ", ".join(f'"{c.name}"' for c in table.columns)
@@ -292,8 +285,7 @@ class Scratch:
                 for table in self.projection.tables:
                     conn.exec_driver_sql(f'ALTER TABLE "{live}"."{table.name}" SET SCHEMA "{self.retired}"')
                     conn.exec_driver_sql(f'ALTER TABLE "{self.schema}"."{table.name}" SET SCHEMA "{live}"')
-            claim(conn, name, position)
-        return position
+        return live_position
 
     def compare(self, read: Read, batch_size: int) -> Verification:
         """Digests of the live tables and of the fresh ones at the same position, in one snapshot of the live."""
@@ -302,7 +294,7 @@ class Scratch:
             if not self.store.is_sqlite:
                 conn.execution_options(isolation_level="REPEATABLE READ")
             live_position = tracked_position(conn, name)  # the snapshot starts here
-            position = self._catch_up(conn, live_position, read, batch_size)
+            self._catch_up(conn, live_position, read, batch_size)
             comparisons = []
             for table in self.projection.tables:
                 live = row_digests(conn, table)
@@ -320,4 +312,4 @@ class Scratch:
                     )
                 )
             conn.rollback()
-        return Verification(name, position, comparisons)
+        return Verification(name, live_position, comparisons)
