@@ -197,9 +197,11 @@ def _chosen(name: str | None) -> list[Any]:
 
 
 def _from_the_record(runtime: Runtime, projection: Any, verb: str, work: Any) -> Any:
-    """Run `work(views, projection, read, head, progress=...)` with a progress bar over the record."""
+    """Run `work(views, projection, read, progress=...)` (projections/rebuild.py) with a progress bar over the
+    record."""
     from tqdm import tqdm
 
+    from projections.rebuild import RebuildBusy
     from service.network import read_records
 
     head = runtime.network.head_position()
@@ -210,12 +212,15 @@ def _from_the_record(runtime: Runtime, projection: Any, verb: str, work: Any) ->
                 bar.total = position
             bar.update(position - bar.n)
 
-        return work(
-            runtime.views,
-            projection,
-            lambda after, limit: read_records(runtime.network, after, limit),
-            progress=progress,
-        )
+        try:
+            return work(
+                runtime.views,
+                projection,
+                lambda after, limit: read_records(runtime.network, after, limit),
+                progress=progress,
+            )
+        except RebuildBusy as error:
+            raise click.ClickException(str(error)) from None
 
 
 @projections.command("status")

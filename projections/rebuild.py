@@ -17,6 +17,7 @@ tables, and compares an order-independent digest of each table (columns marked `
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 from collections import Counter
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Connection, Table, func, select, text
 from sqlalchemy.engine import make_url
 
 from domain.published import EventRecord
@@ -40,6 +41,13 @@ Progress = Callable[[int], None]
 SCRATCH_PREFIX = "puja_rebuild_"
 RETIRED_PREFIX = "puja_retired_"
 BATCH_SIZE = 1000
+REBUILD_LOCK = (
+    7253012  # pg_advisory_lock key (with the projection's name): one rebuild of a projection at a time
+)
+
+
+class RebuildBusy(RuntimeError):
+    """Another rebuild or verification of the same projection is running."""
 
 
 @dataclass(frozen=True)
@@ -89,12 +97,13 @@ def rebuild(
 ) -> Rebuilt:
     """Rebuild `projection` from the record into fresh tables and swap them in for the live ones."""
     scratch = Scratch(store, projection)
-    scratch.create()
-    try:
-        _build(scratch, projection, read, batch_size, progress)
-        position = scratch.swap(read, batch_size)
-    finally:
-        scratch.drop()
+    with scratch.exclusive():
+        scratch.create()
+        try:
+            _build(scratch, projection, read, batch_size, progress)
+            position = scratch.swap(read, batch_size)
+        finally:
+            scratch.drop()
     with store.connect() as conn:
         rows = {
             t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
@@ -113,12 +122,13 @@ def verify(
 ) -> Verification:
     """Rebuild `projection` into scratch tables and compare their content with the live tables'."""
     scratch = Scratch(store, projection)
-    scratch.create()
-    try:
-        _build(scratch, projection, read, batch_size, progress)
-        return scratch.compare(read, batch_size)
-    finally:
-        scratch.drop()
+    with scratch.exclusive():
+        scratch.create()
+        try:
+            _build(scratch, projection, read, batch_size, progress)
+            return scratch.compare(read, batch_size)
+        finally:
+            scratch.drop()
 
 
 def _build(scratch: Scratch, projection: Projection, read: Read, batch_size: int, progress: Progress) -> int:
@@ -198,6 +208,32 @@ class Scratch:
                 raise ValueError("a rebuild needs the views in a file")
             live = Path(database)
             self.path = live.with_name(f"{live.stem}.{self.schema}.sqlite")
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """One rebuild or verification of a projection at a time (a file lock, or a PostgreSQL advisory lock)."""
+        busy = RebuildBusy(f"Another rebuild or verification of '{self.projection.name}' is running.")
+        if self.path is not None:
+            with open(
+                self.path.with_name(f"{self.path.stem.split('.')[0]}.rebuild-{self.projection.name}.lock"),
+                "w",
+            ) as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise busy from None
+                yield
+            return
+        key = {"k": REBUILD_LOCK, "n": self.projection.name}
+        with self.store.engine.connect() as conn:
+            if not conn.execute(text("SELECT pg_try_advisory_lock(:k, hashtext(:n))"), key).scalar_one():
+                raise busy
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k, hashtext(:n))"), key)
+                conn.commit()
 
     def create(self) -> None:
         """Empty fresh tables (whatever an interrupted run left is dropped first)."""

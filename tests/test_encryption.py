@@ -208,3 +208,19 @@ def test_cipher_key_prints_a_fresh_256_bit_key() -> None:
     assert first.exit_code == 0
     assert len(b64decode(first.stdout.strip(), validate=True)) == 32
     assert first.stdout != second.stdout
+
+
+def test_projections_rebuild_and_verify_from_an_encrypted_store(encrypted: Api) -> None:
+    from projections import all_projections
+    from projections.rebuild import rebuild, verify
+
+    innovation_id, _ = record_a_replication(encrypted)
+    rt = encrypted.runtime
+
+    def read(after: int, limit: int) -> list[Any]:
+        return read_records(rt.network, after, limit)
+
+    for projection in all_projections():
+        assert rebuild(rt.views, projection, read).position == rt.network.head_position()
+        assert verify(rt.views, projection, read).ok
+    assert encrypted.get(f"{INNOVATIONS}/{innovation_id}").get_json()["name"] == SECRET_NAME

@@ -23,7 +23,7 @@ from domain.calendar import today
 from domain.errors import AggregateNotFound, InvalidInput, RuleViolation, VersionConflict
 from domain.evaluation import EvaluationInput
 from projections import all_projections
-from projections.rebuild import content_digest, rebuild, row_digests, verify
+from projections.rebuild import RebuildBusy, Scratch, content_digest, rebuild, row_digests, verify
 from projections.tables import AUDIT_TABLES, INDEX_TABLES, audit_events, innovations, projection_positions
 from projections.tracking import advance_watermark
 from service.network import InnovationNetwork, read_records
@@ -252,6 +252,15 @@ def test_a_stream_fed_projection_keeps_the_events_it_applied_out_of_order(runtim
     with runtime.views.connect() as conn:
         held = list(conn.execute(select(audit_events.c.position).order_by("position")).scalars())
     assert held == [r.position for r in records]
+
+
+def test_one_rebuild_of_a_projection_at_a_time(runtime: Runtime) -> None:
+    index, audit = all_projections()
+    with Scratch(runtime.views, index).exclusive():
+        with pytest.raises(RebuildBusy, match="'index' is running"):
+            rebuild(runtime.views, index, **reading(runtime))
+        assert verify(runtime.views, audit, **reading(runtime)).ok  # another projection may go on
+    assert verify(runtime.views, index, **reading(runtime)).ok
 
 
 # --- while the API serves -----------------------------------------------------------------------
