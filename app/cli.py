@@ -13,7 +13,12 @@ from app.settings import Settings
 
 
 def _runtime() -> Runtime:
-    return Runtime.open(Settings.from_env())
+    from service.store import CipherKeyError, CipherMismatch
+
+    try:
+        return Runtime.open(Settings.from_env())
+    except (CipherKeyError, CipherMismatch) as error:
+        raise click.ClickException(str(error)) from None
 
 
 def _kafka() -> tuple[str, str]:
@@ -39,15 +44,14 @@ def serve(host: str, port: int, workers: int, threads: int, first_run_token: boo
     from gunicorn.app.base import BaseApplication
 
     settings = Settings.from_env()
-    if first_run_token:
-        runtime = Runtime.open(settings)
-        try:
-            if runtime.tokens.count() == 0 and not settings.bootstrap_admin_token:
-                token = runtime.tokens.create("admin", "admin")
-                click.echo("Created the first admin token (shown once, keep it safe):", err=True)
-                click.echo(token)
-        finally:
-            runtime.close()
+    runtime = _runtime()  # refuses to start on a store it cannot read (PUJA_CIPHER_KEY)
+    try:
+        if first_run_token and runtime.tokens.count() == 0 and not settings.bootstrap_admin_token:
+            token = runtime.tokens.create("admin", "admin")
+            click.echo("Created the first admin token (shown once, keep it safe):", err=True)
+            click.echo(token)
+    finally:
+        runtime.close()
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -180,7 +184,43 @@ def tokens_revoke(name: str) -> None:
 
 @main.group()
 def projections() -> None:
-    """Projection status."""
+    """Projection status, rebuilds and verification."""
+
+
+PROJECTION_NAMES = ["index", "audit"]
+
+
+def _chosen(name: str | None) -> list[Any]:
+    from projections import all_projections
+
+    return [p for p in all_projections() if name is None or p.name == name]
+
+
+def _from_the_record(runtime: Runtime, projection: Any, verb: str, work: Any) -> Any:
+    """Run `work(views, projection, read, progress=...)` (projections/rebuild.py) with a progress bar over the
+    record."""
+    from tqdm import tqdm
+
+    from projections.rebuild import RebuildBusy
+    from service.network import read_records
+
+    head = runtime.network.head_position()
+    with tqdm(total=head, desc=f"{verb} {projection.name}", unit="event", file=sys.stderr) as bar:
+
+        def progress(position: int) -> None:
+            if position > bar.total:
+                bar.total = position
+            bar.update(position - bar.n)
+
+        try:
+            return work(
+                runtime.views,
+                projection,
+                lambda after, limit: read_records(runtime.network, after, limit),
+                progress=progress,
+            )
+        except RebuildBusy as error:
+            raise click.ClickException(str(error)) from None
 
 
 @projections.command("status")
@@ -196,6 +236,65 @@ def projections_status(max_lag: int | None) -> None:
         runtime.close()
     if max_lag is not None and any(s["lag"] > max_lag for s in statuses):
         raise SystemExit(1)
+
+
+@projections.command("rebuild")
+@click.option(
+    "--name", type=click.Choice(PROJECTION_NAMES), default=None, help="One projection (default: all)."
+)
+def projections_rebuild(name: str | None) -> None:
+    """Rebuild projections from the event store into fresh tables and swap them in; the API keeps serving."""
+    from projections.rebuild import rebuild
+
+    runtime = _runtime()
+    try:
+        for projection in _chosen(name):
+            done = _from_the_record(runtime, projection, "rebuilding", rebuild)
+            rows = ", ".join(f"{table} {count}" for table, count in done.rows.items())
+            click.echo(f"{done.name}: rebuilt at position {done.position} ({rows})")
+    finally:
+        runtime.close()
+
+
+@projections.command("verify")
+@click.option(
+    "--name", type=click.Choice(PROJECTION_NAMES), default=None, help="One projection (default: all)."
+)
+def projections_verify(name: str | None) -> None:
+    """Rebuild projections into scratch tables and compare their content with the live tables (exit 0 only when
+    every table is equal)."""
+    from projections.rebuild import verify
+
+    runtime = _runtime()
+    failed = False
+    try:
+        for projection in _chosen(name):
+            found = _from_the_record(runtime, projection, "verifying", verify)
+            for table in found.tables:
+                if table.equal:
+                    click.echo(
+                        f"{found.name}: {table.table} equal ({table.live_rows} rows, {table.live_digest[:16]})"
+                    )
+                else:
+                    failed = True
+                    click.echo(
+                        f"{found.name}: {table.table} DIFFERS at position {found.position}: "
+                        f"{table.only_live} live rows not in the rebuild, "
+                        f"{table.only_rebuilt} rebuilt rows not live"
+                    )
+    finally:
+        runtime.close()
+    if failed:
+        raise SystemExit(1)
+
+
+@main.command("cipher-key")
+def cipher_key() -> None:
+    """Print a new random key for PUJA_CIPHER_KEY (AES-256, base64). Keep it safe: events written with it
+    cannot be read without it."""
+    from service.store import new_cipher_key
+
+    click.echo(new_cipher_key())
 
 
 @main.command("seed-demo")

@@ -32,7 +32,7 @@ class Runtime:
     def open(cls, settings: Settings) -> Runtime:
         if not settings.uses_postgres:
             settings.event_store_path.parent.mkdir(parents=True, exist_ok=True)
-        network = open_network(settings.database_url, settings.event_store_path)
+        network = open_network(settings.database_url, settings.event_store_path, settings.cipher_key)
         views = ViewStore(settings.views_url)
         upgrade(views.engine)
         leadership: FileLeadership | AdvisoryLeadership

@@ -18,6 +18,7 @@ class Settings:
     kafka_topic_prefix: str = "puja"
     min_position_timeout: float = 5.0
     max_body_bytes: int = 1024 * 1024
+    cipher_key: str | None = field(default=None, repr=False)  # PUJA_CIPHER_KEY: events encrypted at rest
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -32,6 +33,7 @@ class Settings:
             kafka_topic_prefix=env.get("PUJA_KAFKA_TOPIC_PREFIX") or "puja",
             # Streaming mode: `puja consume index|audit` feed the projections; the API only reads them.
             project_in_process=not env.get("PUJA_KAFKA_BOOTSTRAP"),
+            cipher_key=env.get("PUJA_CIPHER_KEY") or None,
         )
 
     @property

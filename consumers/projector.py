@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 from consumers.envelope import TYPE_PREFIX
 from domain.published import EventRecord
 from projections.store import ViewStore
-from projections.tracking import advance_watermark, register
+from projections.tracking import advance_watermark, hold, register
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ class TopicProjector:
             try:
                 with self.store.begin() as conn:
                     records = [record_from_message(message.value) for message in messages]
+                    hold(conn, self.projection.name)  # before the tables: the order every writer keeps
                     for record in records:
                         self.projection.project(conn, record)
                     advance_watermark(conn, self.projection.name, [r.position for r in records])
@@ -89,6 +90,7 @@ class TopicProjector:
             try:
                 record = record_from_message(message.value)
                 with self.store.begin() as conn:
+                    hold(conn, self.projection.name)
                     self.projection.project(conn, record)
                     advance_watermark(conn, self.projection.name, [record.position])
                 applied += 1

@@ -49,6 +49,14 @@ def _urusan_list(value: list[str]) -> list[str]:
     return result
 
 
+def upcast_urusan(state: dict[str, Any]) -> None:
+    """Release 1 recorded one `urusan_utama` per innovation; from release 2 an innovation serves a list of urusan
+    (PP 38/2017 innovations often span several), and the old value becomes a list of one. State without
+    `urusan_utama` passes unchanged (builds before `class_version` was declared already wrote the list)."""
+    if "urusan_utama" in state:
+        state["urusan"] = [state.pop("urusan_utama")]
+
+
 def check_region_code(field: str, code: str) -> None:
     problem = regions.code_problem(code)
     if problem:
@@ -56,6 +64,11 @@ def check_region_code(field: str, code: str) -> None:
 
 
 class Innovation(RecordedAggregate):
+    """The aggregate's state is kept in snapshots; `class_version` and the `upcast_*` methods read snapshots
+    taken by earlier releases (docs/audit-evolution.md)."""
+
+    class_version = 2
+
     region: str
     name: str
     form: str
@@ -78,9 +91,18 @@ class Innovation(RecordedAggregate):
     def __init__(self) -> None:
         """State is laid down by the creation event's `apply`."""
 
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """A snapshot of release 1 kept one `urusan_utama`; the innovation now keeps its list of urusan."""
+        upcast_urusan(state)
+
     # --- events -------------------------------------------------------------------------------
 
     class InnovationRegistered(RecordedAggregate.Created):
+        """v1 recorded a single `urusan_utama`; v2 records the list `urusan` (docs/audit-evolution.md)."""
+
+        class_version = 2
+
         region: str
         name: str
         form: str
@@ -118,6 +140,10 @@ class Innovation(RecordedAggregate):
             innovation.evaluations = []
             innovation.last_dated_on = self.started_on
 
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            upcast_urusan(state)
+
     class InnovationStageAdvanced(RecordedAggregate.Event):
         stage: str
         effective_on: date
@@ -128,8 +154,16 @@ class Innovation(RecordedAggregate):
             innovation.last_dated_on = max(innovation.last_dated_on, self.effective_on)
 
     class InnovationRevised(RecordedAggregate.Event):
+        """v1 could revise `urusan_utama`; v2 revises the list `urusan`."""
+
+        class_version = 2
+
         changes: dict[str, Any]
         reason: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            upcast_urusan(state["changes"])
 
         def apply(self, innovation: Innovation) -> None:
             for field, value in self.changes.items():

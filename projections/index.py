@@ -20,7 +20,7 @@ from domain import regions
 from domain.enums import ReplicationStatus
 from domain.published import EventRecord
 from projections.adaptation import log_modification
-from projections.tables import innovation_urusan, innovations, replications
+from projections.tables import INDEX_TABLES, innovation_urusan, innovations, replications
 from projections.tracking import Projection
 
 Doc = dict[str, Any]
@@ -51,6 +51,7 @@ class MissingDocument(LookupError):
 
 class IndexProjection(Projection):
     name = "index"
+    tables = INDEX_TABLES
 
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {

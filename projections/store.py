@@ -7,7 +7,7 @@ processes) and every read sees one consistent snapshot (WAL journal mode).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -48,7 +48,9 @@ class ViewStore:
         self.metadata.create_all(self.engine)
 
     @contextmanager
-    def begin(self, *, wait_for_disk: bool = True) -> Iterator[Connection]:
+    def begin(
+        self, *, wait_for_disk: bool = True, attach: Mapping[str, str] | None = None
+    ) -> Iterator[Connection]:
         """A write transaction: committed when the block ends, rolled back when it raises.
 
         `wait_for_disk=False` lets PostgreSQL acknowledge the commit before its WAL reaches the disk
@@ -56,7 +58,7 @@ class ViewStore:
         of the database server). For writes that can be redone: projection batches, whose tracked position is
         in the same transaction, are applied again from the event store. SQLite's view store already commits
         with `synchronous = NORMAL`."""
-        with self.engine.connect() as conn:
+        with self._connection(attach) as conn:
             if self.is_sqlite:
                 conn.execution_options(**{_BEGIN_MODE: "IMMEDIATE"})
             with conn.begin():
@@ -65,13 +67,40 @@ class ViewStore:
                 yield conn
 
     @contextmanager
-    def connect(self) -> Iterator[Connection]:
-        """A read-only connection; its reads share one snapshot until the block ends."""
-        with self.engine.connect() as conn:
+    def connect(self, attach: Mapping[str, str] | None = None) -> Iterator[Connection]:
+        """A read-only connection; its reads share one snapshot until the block ends.
+
+        `attach` (SQLite): other database files to reach in the same transaction, as `{schema name: path}`."""
+        with self._connection(attach) as conn:
             yield conn
+
+    @contextmanager
+    def _connection(self, attach: Mapping[str, str] | None) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            if not attach:
+                yield conn
+                return
+            if not self.is_sqlite:
+                raise ValueError("attaching database files is for SQLite")
+            raw: Any = conn.connection.dbapi_connection
+            for alias, path in attach.items():  # outside a transaction, where SQLite allows it
+                raw.execute("ATTACH DATABASE ? AS " + _quoted(alias), (path,))
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction():
+                    conn.rollback()
+                for alias in attach:
+                    raw.execute("DETACH DATABASE " + _quoted(alias))
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _quoted(name: str) -> str:
+    if not name.isidentifier():
+        raise ValueError(f"not a schema name: {name!r}")
+    return f'"{name}"'
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -35,7 +35,8 @@ projection_positions = Table(
     metadata,
     Column("name", String(100), primary_key=True),
     Column("position", Position, nullable=False),
-    Column("last_advanced_at", DateTime(timezone=True), nullable=True),
+    # A moment of the wall clock, not of the record: left out of content digests (projections/rebuild.py).
+    Column("last_advanced_at", DateTime(timezone=True), nullable=True, info={"wall_clock": True}),
 )
 
 innovations = Table(
@@ -132,5 +133,7 @@ applied_positions = Table(
     Column("position", Position, primary_key=True, autoincrement=False),
 )
 
-# The tables the index projection keeps (a rebuild of "index" clears exactly these).
+# The tables each projection owns (rebuilt and swapped together by projections/rebuild.py). A table added to a
+# projection belongs in its tuple.
 INDEX_TABLES = (innovations, innovation_urusan, replications, modifications)
+AUDIT_TABLES = (audit_events,)

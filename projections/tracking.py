@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from domain.published import EventRecord
@@ -29,9 +29,11 @@ class Applies(Protocol):
 
 
 class Projection:
-    """A projection of the record: `project` lays one record down; `apply` does so at most once."""
+    """A projection of the record: `project` lays one record down; `apply` does so at most once. `tables` are the
+    tables it owns (projections/tables.py), which a rebuild replaces together."""
 
     name: str = ""
+    tables: tuple[Table, ...] = ()
 
     def apply(self, conn: Connection, record: EventRecord) -> None:
         if claim(conn, self.name, record.position):
@@ -41,7 +43,7 @@ class Projection:
         """Apply a batch (in position order) at most once, moving the tracked position once for all of it."""
         if not records:
             return
-        before = tracked_position(conn, self.name)
+        before = hold(conn, self.name)
         if not claim(conn, self.name, records[-1].position):
             return
         for record in records:
@@ -93,6 +95,15 @@ def register(store_begin: Any, names: Iterable[str]) -> None:
                     conn.execute(_START, {"name": name, "position": 0, "last_advanced_at": None})
         except IntegrityError:
             pass
+
+
+def hold(conn: Connection, name: str) -> int:
+    """The tracked position, locked until the transaction ends (on PostgreSQL; SQLite has one writer anyway).
+
+    Every writer of a projection's tables takes this lock before it touches them, so writers queue in one order
+    and a rebuild's swap (projections/rebuild.py), which holds it, never deadlocks with them."""
+    found = conn.execute(_POSITION.with_for_update(), {"b_name": name}).scalar_one_or_none()
+    return int(found) if found is not None else 0
 
 
 def tracked_position(conn: Connection, name: str) -> int:

@@ -1,7 +1,8 @@
 """Projection catch-up: events/s that the projection runner applies to fresh projections (index and audit, as
 the service runs them) from a store of 200,000 events, beside the raw rate of reading the notification log
 (`recorder.select_notifications` over the whole log, in the runner's batch size) and, for the cost of
-decoding, the rate of `read_records` (notifications decoded into EventRecords)."""
+decoding, the rate of `read_records` (notifications decoded into EventRecords). Then `puja projections rebuild`
+and `verify` (projections/rebuild.py) of every projection over the same store, beside that catch-up."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from bench.workload import (
     innovation_fields,
 )
 
-STEPS = 4
+STEPS = 6
 REPLICATIONS_PER_INNOVATION = 12  # each with the 8 events of a whole life: 97 events per innovation
 INNOVATIONS_PER_SAVE = 10
 
@@ -76,6 +77,9 @@ def run(ctx: Context, backend: str) -> list[Row]:
                 bar.close()
             if reached < head:
                 raise AssertionError(f"catch-up stopped at {reached} of {head}")
+
+        rebuild_seconds = timed_for_every_projection(ctx, runtime, "rebuild", backend, head)
+        verify_seconds = timed_for_every_projection(ctx, runtime, "verify", backend, head)
     finally:
         runtime.close()
 
@@ -91,6 +95,8 @@ def run(ctx: Context, backend: str) -> list[Row]:
         "catch_up_seconds": round(catchup_seconds, 2),
         "raw_read_seconds": round(raw_seconds, 3),
         "read_records_seconds": round(decode_seconds, 3),
+        "rebuild_seconds": round(rebuild_seconds, 2),
+        "verify_seconds": round(verify_seconds, 2),
     }
     common: dict[str, Any] = {
         "backend": backend,
@@ -117,7 +123,63 @@ def run(ctx: Context, backend: str) -> list[Row]:
             notes="informative: how much of the catch-up is reading and decoding",
             **common,
         ),
+        Row(
+            scenario=f"projection rebuild, fresh tables swapped in ({head:,} events) / projection catch-up",
+            backend=backend,
+            measured=head / rebuild_seconds,
+            baseline=catchup_rate,
+            unit="ev/s",
+            n=head,
+            baseline_name="the projection catch-up above (runner into a fresh view store)",
+            baseline_n=head,
+            notes="every projection, one after the other, build + swap (projections/rebuild.py)",
+            extra={"rebuild_seconds": round(rebuild_seconds, 2)},
+        ),
+        Row(
+            scenario=f"projection verify, rebuild + content digests ({head:,} events) / projection catch-up",
+            backend=backend,
+            measured=head / verify_seconds,
+            baseline=catchup_rate,
+            unit="ev/s",
+            n=head,
+            baseline_name="the projection catch-up above (runner into a fresh view store)",
+            baseline_n=head,
+            notes="every projection: build into scratch tables, digest live and rebuilt tables",
+            extra={"verify_seconds": round(verify_seconds, 2)},
+        ),
     ]
+
+
+def timed_for_every_projection(ctx: Context, runtime: Any, what: str, backend: str, head: int) -> float:
+    """Seconds to rebuild (or verify) every projection of the runtime, one after the other."""
+    from projections.rebuild import rebuild, verify
+    from service.network import read_records
+
+    seconds = 0.0
+    with ctx.step(f"catchup/{backend}: projection {what}"):
+        for projection in runtime.runner.projections:
+            bar = ctx.bar(head, f"{what} {projection.name}")
+
+            def progress(position: int, bar: Any = bar) -> None:
+                bar.update(position - bar.n)
+
+            def read(after: int, limit: int) -> list[Any]:
+                return read_records(runtime.network, after, limit)
+
+            t0 = time.perf_counter()
+            try:
+                if what == "rebuild":
+                    rebuild(runtime.views, projection, read, progress=progress)
+                else:
+                    found = verify(runtime.views, projection, read, progress=progress)
+                    if not found.ok:
+                        raise AssertionError(
+                            f"verify found differences in {projection.name}: {found.differing}"
+                        )
+            finally:
+                seconds += time.perf_counter() - t0
+                bar.close()
+    return seconds
 
 
 def read_log(network: Any, batch: int) -> tuple[float, int]:
