@@ -439,6 +439,8 @@ AUDIT_FIELDS = (
     "actor_role",
     "request_id",
     "data",
+    "hash",
+    "prev_hash",
 )
 
 

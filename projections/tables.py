@@ -106,6 +106,9 @@ audit_events = Table(
     Column("actor_role", String(ENUM), nullable=False),
     Column("request_id", String, nullable=False),
     Column("data", JSON, nullable=False),
+    # The event's links of the hash chain (api.md "Audit"), as stored; null only for records that carry none.
+    Column("hash", String(64), nullable=True),
+    Column("prev_hash", String(64), nullable=True),
     Index("audit_events_by_aggregate", "aggregate_id", "version"),
 )
 
@@ -118,3 +121,7 @@ applied_positions = Table(
     Column("name", String(100), primary_key=True),
     Column("position", Position, primary_key=True, autoincrement=False),
 )
+
+# What each projection owns (a projection rebuild empties exactly these).
+INDEX_TABLES = (innovations, innovation_urusan, replications)
+AUDIT_TABLES = (audit_events,)

@@ -18,7 +18,14 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, OperationalError, Transcoding
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    Notification,
+    OperationalError,
+    StoredEvent,
+    Transcoding,
+)
 
 from domain.aggregate import RecordedAggregate
 from domain.catalogue import Catalogue, catalogues, replikasi_level
@@ -28,6 +35,7 @@ from domain.evaluation import EvaluationInput
 from domain.innovation import Innovation
 from domain.published import EventRecord
 from domain.replication import Replication
+from service.chain import CanonicalParts
 from service.recorder import RegistryRow
 
 log = logging.getLogger(__name__)
@@ -82,6 +90,21 @@ class InnovationNetwork(Application):
         self._turns = [threading.RLock() for _ in range(TURN_STRIPES)]
         self._regions: dict[UUID, str] = {}
         self._parties: dict[UUID, tuple[str, str]] = {}
+        recorder: Any = self.recorder
+        recorder.describe = self.canonical_parts
+
+    def canonical_parts(self, stored: StoredEvent) -> CanonicalParts:
+        """How the recorder reads a stored event for the hash chain: decoded, as the audit log shows it."""
+        return CanonicalParts.of(EventRecord.of(self.mapper.to_domain_event(stored), 0))
+
+    def record_of(self, notification: Notification) -> EventRecord:
+        """A stored event in its public shape, with its links of the chain."""
+        return EventRecord.of(
+            self.mapper.to_domain_event(notification),
+            notification.id,
+            getattr(notification, "hash", None),
+            getattr(notification, "prev_hash", None),
+        )
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -413,4 +436,4 @@ def registry_rows(aggregate: Any) -> Iterable[RegistryRow]:
 def read_records(network: InnovationNetwork, after: int, limit: int) -> list[EventRecord]:
     """Stored events after a global position, in position order, in their public shape."""
     notifications = network.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
-    return [EventRecord.of(network.mapper.to_domain_event(n), n.id) for n in notifications]
+    return [network.record_of(n) for n in notifications]
