@@ -65,6 +65,7 @@ class Link:
 GENESIS = Link(0, GENESIS_HASH)
 
 Describe = Callable[[StoredEvent], CanonicalParts]
+LINK_PAGE = 500
 
 
 class Chaining:
@@ -72,6 +73,11 @@ class Chaining:
     `InnovationNetwork`), and they refuse to store an event they cannot chain."""
 
     describe: Describe | None = None
+
+    def link_unchained(self) -> int:
+        """Give every stored event that has no link yet (a store made before the chain existed) its link, in
+        position order; answers how many were linked."""
+        raise NotImplementedError
 
     def canonical_parts(self, stored_events: Sequence[StoredEvent]) -> list[CanonicalParts]:
         if self.describe is None:

@@ -92,6 +92,9 @@ class InnovationNetwork(Application):
         self._parties: dict[UUID, tuple[str, str]] = {}
         recorder: Any = self.recorder
         recorder.describe = self.canonical_parts
+        linked = recorder.link_unchained()
+        if linked:
+            log.warning("linked %d events stored before the hash chain existed", linked)
 
     def canonical_parts(self, stored: StoredEvent) -> CanonicalParts:
         """How the recorder reads a stored event for the hash chain: decoded, as the audit log shows it."""

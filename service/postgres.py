@@ -22,7 +22,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
-from service.chain import GENESIS, CanonicalParts, ChainedNotification, Chaining, Link
+from service.chain import GENESIS, LINK_PAGE, CanonicalParts, ChainedNotification, Chaining, Link
 from service.group_commit import GroupCommitter, PendingSave
 from service.recorder import OPEN_STATUSES, RegistryRow, StaleDecision
 
@@ -120,6 +120,50 @@ class PostgresStoreRecorder(Chaining, PostgresApplicationRecorder):
                         pending.succeed(positions)
         except psycopg.OperationalError as error:
             raise OperationalError(str(error)) from error
+
+    def link_unchained(self) -> int:
+        linked = 0
+        schema, table = Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            self._lock_table(curs)
+            last = self._last_link(curs)
+            if last.position == 0 or last.hash is not None:
+                return 0  # events are linked as they are stored: when the last one is, all are
+            curs.execute(
+                SQL("SELECT MIN(notification_id) AS p FROM {0}.{1} WHERE hash IS NULL").format(schema, table)
+            )
+            first = curs.fetchone()
+            curs.execute(
+                SQL(
+                    "SELECT notification_id, hash FROM {0}.{1} WHERE notification_id < %s "
+                    "ORDER BY notification_id DESC LIMIT 1"
+                ).format(schema, table),
+                (first["p"] if first else 0,),
+            )
+            row = curs.fetchone()
+            last = GENESIS if row is None else Link(row["notification_id"], row["hash"])
+            while True:
+                curs.execute(self.select_notifications_statement, (last.position + 1, 2**63 - 1, LINK_PAGE))
+                rows = curs.fetchall()
+                if not rows:
+                    return linked
+                stored = [
+                    StoredEvent(r["originator_id"], r["originator_version"], r["topic"], bytes(r["state"]))
+                    for r in rows
+                ]
+                links, _ = self.links(self.canonical_parts(stored), last)
+                if [position for position, _, _ in links] != [r["notification_id"] for r in rows]:
+                    raise OperationalError(
+                        f"The store has a gap after position {last.position}: it cannot be linked."
+                    )
+                curs.executemany(
+                    SQL("UPDATE {0}.{1} SET hash = %s, prev_hash = %s WHERE notification_id = %s").format(
+                        schema, table
+                    ),
+                    [(digest, prev, position) for position, digest, prev in links],
+                )
+                linked += len(links)
+                last = Link(links[-1][0], links[-1][1])
 
     def _last_link(self, curs: Cursor[DictRow]) -> Link:
         curs.execute(self.last_link_statement, prepare=True)

@@ -24,7 +24,7 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, Notification, OperationalError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
-from service.chain import GENESIS, CanonicalParts, ChainedNotification, Chaining, Link
+from service.chain import GENESIS, LINK_PAGE, CanonicalParts, ChainedNotification, Chaining, Link
 from service.group_commit import GroupCommitter, PendingSave
 
 OPEN_STATUSES = ("diusulkan", "disepakati", "uji_coba", "penerapan")
@@ -145,6 +145,56 @@ class StoreRecorder(Chaining, SQLiteApplicationRecorder):
                 c.execute("RELEASE SAVEPOINT save")
                 last = linked
                 pending.succeed(positions)
+
+    def link_unchained(self) -> int:
+        table = self.events_table_name
+        linked = 0
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(f"PRAGMA table_info({table})")
+            if "hash" not in {row["name"] for row in c.fetchall()}:
+                c.execute(f"ALTER TABLE {table} ADD COLUMN hash TEXT")
+                c.execute(f"ALTER TABLE {table} ADD COLUMN prev_hash TEXT")
+            c.execute(self.take_write_lock_statement)
+            c.execute(self.last_link_statement)
+            row = c.fetchone()
+            if row is None or row["hash"] is not None:
+                return 0  # events are linked as they are stored: when the last one is, all are
+            c.execute(f"SELECT MIN(position) FROM {table} WHERE hash IS NULL")
+            position = c.fetchone()[0]
+            c.execute(
+                f"SELECT position, hash FROM {table} WHERE position < ? ORDER BY position DESC LIMIT 1",
+                (position,),
+            )
+            row = c.fetchone()
+            last = GENESIS if row is None else Link(row["position"], row["hash"])
+            while True:
+                c.execute(
+                    f"SELECT * FROM {table} WHERE position > ? ORDER BY position LIMIT ?",
+                    (last.position, LINK_PAGE),
+                )
+                rows = c.fetchall()
+                if not rows:
+                    return linked
+                stored = [
+                    StoredEvent(
+                        self.convert_originator_id(r["originator_id"]),
+                        r["originator_version"],
+                        r["topic"],
+                        r["state"],
+                    )
+                    for r in rows
+                ]
+                links, _ = self.links(self.canonical_parts(stored), last)
+                if [position for position, _, _ in links] != [r["position"] for r in rows]:
+                    raise OperationalError(
+                        f"The store has a gap after position {last.position}: it cannot be linked."
+                    )
+                c.executemany(
+                    f"UPDATE {table} SET hash=?, prev_hash=? WHERE position=?",
+                    [(digest, prev, position) for position, digest, prev in links],
+                )
+                linked += len(links)
+                last = Link(links[-1][0], links[-1][1])
 
     def _last_link(self, c: SQLiteCursor) -> Link:
         """The last stored link (one lookup on the primary key), read under the write lock."""

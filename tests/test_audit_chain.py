@@ -23,7 +23,7 @@ from service import audit
 from service.chain import CanonicalParts, Link
 from service.group_commit import PendingSave
 from service.network import InnovationNetwork, read_records
-from service.store import libpq_url
+from service.store import libpq_url, open_network
 
 # --- a store with some history ----------------------------------------------------------------
 
@@ -335,3 +335,28 @@ def test_a_head_is_parsed_strictly() -> None:
     for text in ("12", f"x:{'a' * 64}", f"12:{'A' * 64}", f"12:{'a' * 63}", ""):
         with pytest.raises(ValueError):
             audit.parse_head(text)
+
+
+# --- a store made before the chain existed ------------------------------------------------------
+
+
+def test_a_store_made_before_the_chain_is_linked_when_it_is_opened(
+    store: InnovationNetwork, raw: RawStore, database_url: str | None, tmp_path: Any
+) -> None:
+    stored = [(r.hash, r.prev_hash) for r in read_records(store, 0, 100)]
+    raw.execute("ALTER TABLE stored_events DROP COLUMN prev_hash")
+    raw.execute("ALTER TABLE stored_events DROP COLUMN hash")
+    reopened = open_network(database_url, tmp_path / "events.sqlite")
+    try:
+        assert [(r.hash, r.prev_hash) for r in read_records(reopened, 0, 100)] == stored
+        with acting_as(Actor("operator-jatim", "operator", "req-after")):
+            reopened.register_innovation(**innovation_fields(name="Sesudah"))
+        assert bad(audit.verify(reopened)) == (True, None)
+        assert audit.verify(reopened).checked == 9
+    finally:
+        reopened.close()
+    again = open_network(database_url, tmp_path / "events.sqlite")  # nothing left to link
+    try:
+        assert again.recorder.link_unchained() == 0  # type: ignore[attr-defined]
+    finally:
+        again.close()
