@@ -211,8 +211,9 @@ class Server:
             try:
                 if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return
-            except requests.ConnectionError:
-                time.sleep(0.1)  # waiting for a port to open, not for a projection
+            except (requests.ConnectionError, requests.Timeout):
+                # waiting for the port to open and a worker to boot (slow on a loaded machine), not for a projection
+                time.sleep(0.1)
         raise AssertionError("the server did not start")
 
     def stop(self) -> str:
