@@ -205,6 +205,13 @@ class Server:
             stderr=open(os.environ.get("PUJA_TEST_SERVER_LOG", os.devnull), "a"),  # noqa: SIM115
             text=True,
         )
+        try:
+            self._wait_until_healthy()
+        except BaseException:
+            self.stop()  # a fixture that fails here is never torn down: leave no server behind
+            raise
+
+    def _wait_until_healthy(self) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             assert self.process.poll() is None, "the server exited"
