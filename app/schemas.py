@@ -304,6 +304,42 @@ class AuditQuerySchema(ReadQuerySchema):
     aggregate_id = fields.UUID()
 
 
+class StateQuerySchema(ReadQuerySchema):
+    # Strings here, parsed by app/replay.py: a malformed value is a 422 validation error, not a 400.
+    version = fields.String(metadata={"description": "The aggregate as it was at this version (1 or more)."})
+    at = fields.String(
+        metadata={
+            "description": "The aggregate as it was at this time (RFC 3339 with offset), by record time."
+        }
+    )
+
+
+class VerifyQuerySchema(ReadQuerySchema):
+    head = fields.String(
+        metadata={
+            "description": "A head published earlier, POSITION:HASH (`puja audit head`), to check against."
+        }
+    )
+
+
+class ExportQuerySchema(ReadQuerySchema):
+    format = fields.String(load_default="jsonl", validate=validate.OneOf(["jsonl", "csv"]))
+    after = fields.Integer(
+        load_default=0, validate=validate.Range(min=0), metadata={"description": "Positions after this one."}
+    )
+    before = fields.Integer(
+        validate=validate.Range(min=1), metadata={"description": "Positions before this one."}
+    )
+
+
+class VerdictSchema(Schema):
+    ok = fields.Boolean(required=True)
+    checked = fields.Integer(required=True, metadata={"description": "Events that verified."})
+    last_position = fields.Integer(required=True, metadata={"description": "The chain verifies up to here."})
+    first_bad_position = fields.Integer(allow_none=True, required=True)
+    problem = fields.String(allow_none=True, required=True)
+
+
 class RegionIndexQuerySchema(IndexPageQuerySchema):
     year = fields.Integer(validate=validate.Range(min=2000, max=2100))
     province = ProvinceCode()

@@ -91,6 +91,8 @@ def envelope_schema(kind: str, event_type: str, event_class: type) -> dict[str, 
             "position",
             "actor",
             "data",
+            "hash",
+            "prev_hash",
         ],
         "properties": {
             "specversion": {"const": "1.0"},
@@ -107,6 +109,16 @@ def envelope_schema(kind: str, event_type: str, event_class: type) -> dict[str, 
             "actor_role": {"type": "string"},
             "request_id": {"type": "string"},
             "data": data_schema(event_class),
+            "hash": {
+                "type": "string",
+                "pattern": "^[0-9a-f]{64}$",
+                "description": "SHA-256 link of the store's hash chain (api.md, Audit)",
+            },
+            "prev_hash": {
+                "type": "string",
+                "pattern": "^[0-9a-f]{64}$",
+                "description": "the hash of the event at position - 1 (64 zeros for the first)",
+            },
         },
     }
 

@@ -30,6 +30,10 @@ def cloudevent(record: EventRecord) -> dict[str, Any]:
         "actor_role": record.actor_role,
         "request_id": record.request_id,
         "data": record.data,
+        # The links of the store's hash chain (api.md "Audit"), so that the audit log fed from the stream shows
+        # them and a subscriber can check each event against a published head.
+        "hash": record.hash,
+        "prev_hash": record.prev_hash,
     }
 
 

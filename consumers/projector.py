@@ -43,6 +43,8 @@ def record_from_message(value: bytes) -> EventRecord:
             actor_role=str(body.get("actor_role", "")),
             request_id=str(body.get("request_id", "")),
             data=dict(body["data"]),
+            hash=body.get("hash"),
+            prev_hash=body.get("prev_hash"),
         )
     except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as error:
         raise ValueError(f"undecodable message: {error!r}") from error

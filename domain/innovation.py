@@ -65,7 +65,7 @@ def check_region_code(field: str, code: str) -> None:
 
 class Innovation(RecordedAggregate):
     """The aggregate's state is kept in snapshots; `class_version` and the `upcast_*` methods read snapshots
-    taken by earlier releases (docs/audit-evolution.md)."""
+    taken by earlier releases (docs/audit.md)."""
 
     class_version = 2
 
@@ -99,7 +99,7 @@ class Innovation(RecordedAggregate):
     # --- events -------------------------------------------------------------------------------
 
     class InnovationRegistered(RecordedAggregate.Created):
-        """v1 recorded a single `urusan_utama`; v2 records the list `urusan` (docs/audit-evolution.md)."""
+        """v1 recorded a single `urusan_utama`; v2 records the list `urusan` (docs/audit.md)."""
 
         class_version = 2
 

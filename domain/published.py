@@ -1,8 +1,15 @@
 """The public shape of a stored event: what the audit log shows, what projections apply and what the stream
-carries (api.md "history", events.md). Every field is plain JSON."""
+carries (api.md "history", events.md). Every field is plain JSON.
+
+The hash chain of api.md ("Audit") is defined here too, so that the store that writes it, the service that
+verifies it and anyone checking an export agree on one definition: `hash` is the lowercase hex SHA-256 of
+`prev_hash + "\n" + canonical`, `canonical` the event without `hash` and `prev_hash` as JSON with sorted keys,
+no insignificant whitespace and non-ASCII characters kept; the first event's `prev_hash` is 64 zeros."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -13,6 +20,8 @@ from uuid import UUID, uuid5
 from domain.aggregate import event_type
 
 EVENT_ID_NAMESPACE = UUID("6f1c3f0e-6a53-4b8e-9a51-2f1d3c4b5a60")
+GENESIS_HASH = "0" * 64
+CHAIN_FIELDS = ("hash", "prev_hash")
 BASE_FIELDS = frozenset(
     {"originator_id", "originator_version", "timestamp", "originator_topic"}
     | {"actor", "actor_role", "request_id"}
@@ -36,6 +45,16 @@ def plain(value: Any) -> Any:
     return value
 
 
+def canonical_json(values: Mapping[str, Any]) -> str:
+    """JSON with sorted keys, no insignificant whitespace, non-ASCII characters kept as they are."""
+    return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def link_hash(prev_hash: str, canonical: str) -> str:
+    """One link of the chain: the hash of an event whose canonical form is `canonical`."""
+    return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
+
+
 def event_id(aggregate_id: str, version: int) -> str:
     """The event's own id: stable, so that a re-published event can be recognised."""
     return str(uuid5(EVENT_ID_NAMESPACE, f"{aggregate_id}/{version}"))
@@ -53,13 +72,17 @@ class EventRecord:
     actor_role: str
     request_id: str
     data: dict[str, Any] = field(default_factory=dict)
+    hash: str | None = None
+    prev_hash: str | None = None
 
     @property
     def id(self) -> str:
         return event_id(self.aggregate_id, self.version)
 
     @classmethod
-    def of(cls, event: Any, position: int) -> EventRecord:
+    def of(
+        cls, event: Any, position: int, hash: str | None = None, prev_hash: str | None = None
+    ) -> EventRecord:
         attributes = vars(event)
         return cls(
             position=position,
@@ -72,9 +95,15 @@ class EventRecord:
             actor_role=attributes.get("actor_role", ""),
             request_id=attributes.get("request_id", ""),
             data={k: plain(v) for k, v in attributes.items() if k not in BASE_FIELDS},
+            hash=hash,
+            prev_hash=prev_hash,
         )
 
     def to_dict(self) -> dict[str, Any]:
+        return {**self.canonical_dict(), "hash": self.hash, "prev_hash": self.prev_hash}
+
+    def canonical_dict(self) -> dict[str, Any]:
+        """The event as exported, without `hash` and `prev_hash`: what the chain hashes."""
         return {
             "position": self.position,
             "aggregate_id": self.aggregate_id,
@@ -88,6 +117,13 @@ class EventRecord:
             "data": self.data,
         }
 
+    def canonical(self) -> str:
+        return canonical_json(self.canonical_dict())
+
+    def expected_hash(self, prev_hash: str) -> str:
+        """The hash this event must have when it follows an event whose hash is `prev_hash`."""
+        return link_hash(prev_hash, self.canonical())
+
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> EventRecord:
-        return cls(**{k: values[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})

@@ -460,6 +460,8 @@ AUDIT_FIELDS = (
     "actor_role",
     "request_id",
     "data",
+    "hash",
+    "prev_hash",
 )
 
 

@@ -120,6 +120,9 @@ audit_events = Table(
     Column("actor_role", String(ENUM), nullable=False),
     Column("request_id", String, nullable=False),
     Column("data", JSON, nullable=False),
+    # The event's links of the hash chain (api.md "Audit"), as stored; null only for records that carry none.
+    Column("hash", String(64), nullable=True),
+    Column("prev_hash", String(64), nullable=True),
     Index("audit_events_by_aggregate", "aggregate_id", "version"),
 )
 

@@ -18,7 +18,15 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, OperationalError, Transcoding
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    Notification,
+    OperationalError,
+    StoredEvent,
+    Transcoding,
+)
+from eventsourcing.utils import resolve_topic
 
 from domain.aggregate import RecordedAggregate
 from domain.catalogue import Catalogue, catalogues, replikasi_level
@@ -28,6 +36,7 @@ from domain.evaluation import EvaluationInput
 from domain.innovation import Innovation
 from domain.published import EventRecord
 from domain.replication import Replication
+from service.chain import CanonicalParts
 from service.recorder import RegistryRow
 
 log = logging.getLogger(__name__)
@@ -82,6 +91,48 @@ class InnovationNetwork(Application):
         self._turns = [threading.RLock() for _ in range(TURN_STRIPES)]
         self._regions: dict[UUID, str] = {}
         self._parties: dict[UUID, tuple[str, str]] = {}
+        recorder: Any = self.recorder
+        recorder.describe = self.canonical_parts
+        linked = recorder.link_unchained()
+        if linked:
+            log.warning("linked %d events stored before the hash chain existed", linked)
+
+    def canonical_parts(self, stored: StoredEvent) -> CanonicalParts:
+        """How the recorder reads a stored event for the hash chain: decoded as recorded, as the export shows
+        it."""
+        return CanonicalParts.of(EventRecord.of(self.recorded_event(stored), 0))
+
+    def record_of(self, notification: Notification, as_recorded: bool = False) -> EventRecord:
+        """A stored event in its public shape, with its links of the chain: in the current shape of its class
+        (upcast, what projections and the stream use), or `as_recorded` (what the chain covers and the export
+        shows, so that an event class changing shape never breaks the chain)."""
+        event = (
+            self.recorded_event(notification) if as_recorded else self.mapper.to_domain_event(notification)
+        )
+        return EventRecord.of(
+            event,
+            notification.id,
+            getattr(notification, "hash", None),
+            getattr(notification, "prev_hash", None),
+        )
+
+    def recorded_event(self, stored: StoredEvent) -> Any:
+        """A stored event decoded exactly as it was recorded: decrypted and decompressed like the library's
+        mapper does, but never upcast to a later `class_version`."""
+        mapper = self.mapper
+        state = stored.state
+        if mapper.cipher:
+            state = mapper.cipher.decrypt(state)
+        if mapper.compressor:
+            state = mapper.compressor.decompress(state)
+        values: dict[str, Any] = mapper.transcoder.decode(state)
+        values.pop("class_version", None)
+        values["originator_id"] = UUID(str(stored.originator_id))
+        values["originator_version"] = stored.originator_version
+        cls = resolve_topic(stored.topic)
+        event = object.__new__(cls)
+        object.__setattr__(event, "__dict__", values)
+        return event
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -413,4 +464,4 @@ def registry_rows(aggregate: Any) -> Iterable[RegistryRow]:
 def read_records(network: InnovationNetwork, after: int, limit: int) -> list[EventRecord]:
     """Stored events after a global position, in position order, in their public shape."""
     notifications = network.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
-    return [EventRecord.of(network.mapper.to_domain_event(n), n.id) for n in notifications]
+    return [network.record_of(n) for n in notifications]

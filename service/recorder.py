@@ -8,6 +8,8 @@
    - `registry`: rows of the replication registry, a table kept inline with the events whose partial unique
      index allows at most one open replication per (innovation, adopting region) (domain.md rule 5).
    A broken guard raises `IntegrityError`; the application re-reads and decides again.
+3. Every event is stored with its `hash` and `prev_hash` (service/chain.py), computed under the write lock
+   from the last stored link, in position order, also across the savepoints of a group commit.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, Notification, OperationalError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
+from service.chain import GENESIS, LINK_PAGE, CanonicalParts, ChainedNotification, Chaining, Link
 from service.group_commit import GroupCommitter, PendingSave
 
 OPEN_STATUSES = ("diusulkan", "disepakati", "uji_coba", "penerapan")
@@ -69,14 +72,22 @@ class RegistryRow:
         )
 
 
-class StoreRecorder(SQLiteApplicationRecorder):
+def _hex(originator_id: UUID | str) -> str:
+    return originator_id.hex if isinstance(originator_id, UUID) else originator_id
+
+
+class StoreRecorder(Chaining, SQLiteApplicationRecorder):
     def __init__(self, datastore: Any, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name)
         table = self.events_table_name
         self.insert_events_statement = (
-            f"INSERT INTO {table} (originator_id, originator_version, topic, state) VALUES (?,?,?,?)"
+            f"INSERT INTO {table} (position, originator_id, originator_version, topic, state, hash, prev_hash) "
+            "VALUES (?,?,?,?,?,?,?)"
         )
         self.select_max_notification_id_statement = f"SELECT MAX(position) FROM {table}"
+        # A write that changes nothing: it takes SQLite's write lock, so that the last link read next is final.
+        self.take_write_lock_statement = f"UPDATE {table} SET position=position WHERE position=-1"
+        self.last_link_statement = f"SELECT position, hash FROM {table} ORDER BY position DESC LIMIT 1"
         self.committer = GroupCommitter(self._write_batch, name="sqlite-group-commit")
 
     def construct_create_table_statements(self) -> list[str]:
@@ -88,6 +99,8 @@ class StoreRecorder(SQLiteApplicationRecorder):
             "originator_version INTEGER NOT NULL, "
             "topic TEXT NOT NULL, "
             "state BLOB NOT NULL, "
+            "hash TEXT NOT NULL, "
+            "prev_hash TEXT NOT NULL, "
             "UNIQUE (originator_id, originator_version))",
             "CREATE TABLE IF NOT EXISTS replication_registry ("
             "replication_id TEXT PRIMARY KEY, "
@@ -106,15 +119,19 @@ class StoreRecorder(SQLiteApplicationRecorder):
         ]
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        return self.committer.save(stored_events, **kwargs)
+        # Decoded here, in the caller's thread; only the position and one SHA-256 are left for the lock.
+        parts = self.canonical_parts(stored_events)
+        return self.committer.save(stored_events, canonical_parts=parts, **kwargs)
 
     def _write_batch(self, batch: list[PendingSave]) -> None:
         """Concurrent saves in one transaction, each in its own savepoint (service/group_commit.py)."""
         with self.datastore.transaction(commit=True) as c:
+            c.execute(self.take_write_lock_statement)
+            last = self._last_link(c)
             for pending in batch:
                 c.execute("SAVEPOINT save")
                 try:
-                    positions = self._insert_events(c, pending.stored_events, **pending.kwargs)
+                    positions, linked = self._insert_chained(c, pending.stored_events, last, **pending.kwargs)
                 except (sqlite3.IntegrityError, IntegrityError) as error:
                     c.execute("ROLLBACK TO SAVEPOINT save")
                     c.execute("RELEASE SAVEPOINT save")
@@ -126,17 +143,88 @@ class StoreRecorder(SQLiteApplicationRecorder):
                     pending.fail(OperationalError(str(error)))
                     continue
                 c.execute("RELEASE SAVEPOINT save")
+                last = linked
                 pending.succeed(positions)
 
-    def _insert_events(
-        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        # Inserting first takes the write lock, so the checks below read the latest committed state.
-        positions = super()._insert_events(c, stored_events, **kwargs)
+    def link_unchained(self) -> int:
+        table = self.events_table_name
+        linked = 0
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(f"PRAGMA table_info({table})")
+            if "hash" not in {row["name"] for row in c.fetchall()}:
+                c.execute(f"ALTER TABLE {table} ADD COLUMN hash TEXT")
+                c.execute(f"ALTER TABLE {table} ADD COLUMN prev_hash TEXT")
+            c.execute(self.take_write_lock_statement)
+            c.execute(self.last_link_statement)
+            row = c.fetchone()
+            if row is None or row["hash"] is not None:
+                return 0  # events are linked as they are stored: when the last one is, all are
+            c.execute(f"SELECT MIN(position) FROM {table} WHERE hash IS NULL")
+            position = c.fetchone()[0]
+            c.execute(
+                f"SELECT position, hash FROM {table} WHERE position < ? ORDER BY position DESC LIMIT 1",
+                (position,),
+            )
+            row = c.fetchone()
+            last = GENESIS if row is None else Link(row["position"], row["hash"])
+            while True:
+                c.execute(
+                    f"SELECT * FROM {table} WHERE position > ? ORDER BY position LIMIT ?",
+                    (last.position, LINK_PAGE),
+                )
+                rows = c.fetchall()
+                if not rows:
+                    return linked
+                stored = [
+                    StoredEvent(
+                        self.convert_originator_id(r["originator_id"]),
+                        r["originator_version"],
+                        r["topic"],
+                        r["state"],
+                    )
+                    for r in rows
+                ]
+                links, _ = self.links(self.canonical_parts(stored), last)
+                if [position for position, _, _ in links] != [r["position"] for r in rows]:
+                    raise OperationalError(
+                        f"The store has a gap after position {last.position}: it cannot be linked."
+                    )
+                c.executemany(
+                    f"UPDATE {table} SET hash=?, prev_hash=? WHERE position=?",
+                    [(digest, prev, position) for position, digest, prev in links],
+                )
+                linked += len(links)
+                last = Link(links[-1][0], links[-1][1])
+
+    def _last_link(self, c: SQLiteCursor) -> Link:
+        """The last stored link (one lookup on the primary key), read under the write lock."""
+        c.execute(self.last_link_statement)
+        row = c.fetchone()
+        return GENESIS if row is None else Link(row["position"], row["hash"])
+
+    def _insert_chained(
+        self,
+        c: SQLiteCursor,
+        stored_events: Sequence[StoredEvent],
+        last: Link,
+        *,
+        canonical_parts: Sequence[CanonicalParts],
+        **kwargs: Any,
+    ) -> tuple[list[int], Link]:
+        """Insert after `last` with the next positions and their links; then check the guards, which read the
+        latest committed state since the write lock is held."""
+        links, linked = self.links(canonical_parts, last)
+        c.executemany(
+            self.insert_events_statement,
+            [
+                (position, _hex(s.originator_id), s.originator_version, s.topic, s.state, digest, prev)
+                for s, (position, digest, prev) in zip(stored_events, links, strict=True)
+            ],
+        )
         for aggregate_id, version in (kwargs.get("expected_versions") or {}).items():
             c.execute(
                 f"SELECT MAX(originator_version) FROM {self.events_table_name} WHERE originator_id=?",
-                (aggregate_id.hex,),
+                (_hex(aggregate_id),),
             )
             current = c.fetchone()[0]
             if current != version:
@@ -148,7 +236,7 @@ class StoreRecorder(SQLiteApplicationRecorder):
                 "penerapan_on=excluded.penerapan_on, closed_on=excluded.closed_on",
                 row.as_params(),
             )
-        return positions
+        return [position for position, _, _ in links], linked
 
     def select_notifications(
         self,
@@ -176,12 +264,14 @@ class StoreRecorder(SQLiteApplicationRecorder):
         with self.datastore.transaction(commit=False) as c:
             c.execute(statement, params)
             return [
-                Notification(
+                ChainedNotification(
                     id=row["position"],
                     originator_id=self.convert_originator_id(row["originator_id"]),
                     originator_version=row["originator_version"],
                     topic=row["topic"],
                     state=row["state"],
+                    hash=row["hash"],
+                    prev_hash=row["prev_hash"],
                 )
                 for row in c.fetchall()
             ]

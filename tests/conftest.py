@@ -205,14 +205,22 @@ class Server:
             stderr=open(os.environ.get("PUJA_TEST_SERVER_LOG", os.devnull), "a"),  # noqa: SIM115
             text=True,
         )
+        try:
+            self._wait_until_healthy()
+        except BaseException:
+            self.stop()  # a fixture that fails here is never torn down: leave no server behind
+            raise
+
+    def _wait_until_healthy(self) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             assert self.process.poll() is None, "the server exited"
             try:
                 if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return
-            except requests.ConnectionError:
-                time.sleep(0.1)  # waiting for a port to open, not for a projection
+            except (requests.ConnectionError, requests.Timeout):
+                # waiting for the port to open and a worker to boot (slow on a loaded machine), not for a projection
+                time.sleep(0.1)
         raise AssertionError("the server did not start")
 
     def stop(self) -> str:

@@ -17,6 +17,8 @@ from sqlalchemy import create_engine, text
 from app.cli import main
 from app.runtime import Runtime
 from app.settings import Settings
+from domain.published import GENESIS_HASH
+from service import audit
 from service.network import read_records
 from service.store import CipherKeyError, CipherMismatch, new_cipher_key, open_network
 
@@ -224,3 +226,37 @@ def test_projections_rebuild_and_verify_from_an_encrypted_store(encrypted: Api) 
         assert rebuild(rt.views, projection, read).position == rt.network.head_position()
         assert verify(rt.views, projection, read).ok
     assert encrypted.get(f"{INNOVATIONS}/{innovation_id}").get_json()["name"] == SECRET_NAME
+
+
+def test_the_hash_chain_verifies_over_an_encrypted_store_and_finds_an_altered_ciphertext(
+    encrypted: Api,
+) -> None:
+    record_a_replication(encrypted)
+    network = encrypted.runtime.network
+    verdict = audit.verify(network)
+    assert verdict.ok and verdict.checked == 3, verdict
+
+    exported = list(audit.records(network))
+    assert exported[0].data["name"] == SECRET_NAME
+    prev = GENESIS_HASH
+    for record in exported:
+        assert record.prev_hash == prev and record.expected_hash(prev) == record.hash
+        prev = record.hash or ""
+
+    url = (
+        encrypted.runtime.settings.database_url or f"sqlite:///{encrypted.runtime.settings.event_store_path}"
+    )
+    position = "notification_id" if encrypted.runtime.settings.database_url else "position"
+    table = network.recorder.events_table_name  # type: ignore[attr-defined]
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.begin() as conn:
+            state = bytearray(
+                conn.execute(text(f"SELECT state FROM {table} WHERE {position} = 2")).scalar_one()
+            )
+            state[-1] ^= 0x01
+            conn.execute(text(f"UPDATE {table} SET state = :s WHERE {position} = 2"), {"s": bytes(state)})
+    finally:
+        engine.dispose()
+    verdict = audit.verify(network)
+    assert not verdict.ok and verdict.first_bad_position == 2 and verdict.checked == 1, verdict

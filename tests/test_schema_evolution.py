@@ -1,4 +1,4 @@
-"""Schema evolution (docs/audit-evolution.md): events and snapshots stored by release 1, when an innovation had
+"""Schema evolution (docs/audit.md): events and snapshots stored by release 1, when an innovation had
 one `urusan_utama`, are read as release 2's list `urusan` — by the aggregate, from a snapshot, in the
 notification log's EventRecords, in the history endpoint and in the projections — on SQLite and PostgreSQL."""
 
@@ -14,6 +14,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
 
 from domain.innovation import Innovation
+from service import audit
 from service.network import InnovationNetwork, read_records
 from service.store import open_network
 
@@ -217,3 +218,27 @@ def test_a_release_1_innovation_takes_commands_through_the_api(api, admin):
     api.settle(response)
     listed = api.get(f"{INNOVATIONS}?urusan=pangan").get_json()["items"]
     assert [item["id"] for item in listed] == [str(innovation_id)]
+
+
+# --- the hash chain ----------------------------------------------------------------------------
+
+
+def test_the_chain_covers_events_as_recorded_so_upcasting_never_breaks_it(network, admin):
+    """The chain was computed over each event as it was recorded; an event class that later changed shape is
+    verified and exported in its recorded shape, while readers of the log see the current one."""
+    innovation_id = register_v1(network, "kesehatan")
+    revise_v1(network, innovation_id, "sosial")
+    network.revise_innovation(innovation_id, {"urusan": ["sosial", "pangan"]}, "Juga urusan pangan.")
+
+    verdict = audit.verify(network)
+    assert verdict.ok and verdict.checked == 3, verdict
+
+    registered, revised, current = audit.records(network)
+    assert registered.data["urusan_utama"] == "kesehatan" and "urusan" not in registered.data
+    assert revised.data["changes"] == {"urusan_utama": "sosial"}
+    assert current.data["changes"] == {"urusan": ["sosial", "pangan"]}
+    upcast = read_records(network, 0, 10)
+    assert upcast[0].data["urusan"] == ["kesehatan"]
+    assert [r.hash for r in upcast] == [registered.hash, revised.hash, current.hash]
+    assert registered.expected_hash(registered.prev_hash or "") == registered.hash
+    assert upcast[0].expected_hash(upcast[0].prev_hash or "") != upcast[0].hash

@@ -12,6 +12,7 @@ from app.commands import execute, innovation_answer
 from app.http import acting_principal, allow, parse_if_match, reads, require_region, runtime
 from app.paging import bad_cursor, page_answer
 from app.problems import Problem
+from app.resources.audit import AUDITORS, state_answer
 from domain.enums import Role
 from domain.evaluation import EvaluationInput
 from projections import queries
@@ -116,10 +117,19 @@ def retire(body: dict[str, Any], innovation_id: UUID) -> Any:
 
 @blp.route("/<uuid:innovation_id>/history", methods=["GET"])
 @reads("audit")
-@allow(Role.AUDITOR, Role.INTEGRATOR, Role.ADMIN)
+@allow(*AUDITORS)
 @blp.arguments(s.ReadQuerySchema, location="query")
 def history(query: dict[str, Any], innovation_id: UUID) -> Any:
     return history_answer(innovation_id, "innovation")
+
+
+@blp.route("/<uuid:innovation_id>/state", methods=["GET"])
+@allow(*AUDITORS)
+@blp.arguments(s.StateQuerySchema, location="query")
+@blp.response(200, s.InnovationSchema)
+def state(query: dict[str, Any], innovation_id: UUID) -> Any:
+    """The innovation as it was at `version` or at a time `at` (exactly one), rebuilt from the event store."""
+    return state_answer("innovation", innovation_id, query)
 
 
 def history_answer(aggregate_id: UUID, kind: str) -> Any:

@@ -12,6 +12,7 @@ from app.commands import execute, replication_answer
 from app.http import acting_principal, allow, parse_if_match, reads, require_region, runtime
 from app.paging import bad_cursor, page_answer
 from app.problems import Problem
+from app.resources.audit import AUDITORS, state_answer
 from app.resources.innovations import evaluation_input, history_answer
 from domain.enums import Role
 from projections import queries
@@ -139,7 +140,16 @@ def discontinue(body: dict[str, Any], replication_id: UUID) -> Any:
 
 @blp.route("/<uuid:replication_id>/history", methods=["GET"])
 @reads("audit")
-@allow(Role.AUDITOR, Role.INTEGRATOR, Role.ADMIN)
+@allow(*AUDITORS)
 @blp.arguments(s.ReadQuerySchema, location="query")
 def history(query: dict[str, Any], replication_id: UUID) -> Any:
     return history_answer(replication_id, "replication")
+
+
+@blp.route("/<uuid:replication_id>/state", methods=["GET"])
+@allow(*AUDITORS)
+@blp.arguments(s.StateQuerySchema, location="query")
+@blp.response(200, s.ReplicationSchema)
+def state(query: dict[str, Any], replication_id: UUID) -> Any:
+    """The replication as it was at `version` or at a time `at` (exactly one), rebuilt from the event store."""
+    return state_answer("replication", replication_id, query)

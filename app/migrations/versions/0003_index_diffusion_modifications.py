@@ -1,6 +1,6 @@
 """the index projection's modification log (replication metrics: adaptation profiles)
 
-Revision ID: 0003_index_diffusion
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-27 20:35:17.467221
 
@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_index_diffusion"
+revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
