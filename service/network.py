@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, OperationalError, Transcoding
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, OperationalError, Transcoder
 
 from domain.aggregate import RecordedAggregate
 from domain.catalogue import Catalogue, catalogues, replikasi_level
@@ -29,6 +29,7 @@ from domain.innovation import Innovation
 from domain.published import EventRecord
 from domain.replication import Replication
 from service.recorder import RegistryRow
+from service.transcoder import DateAsISO, ModificationLogAsSegment, StoreTranscoder
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +41,6 @@ RETRY_BACKOFF_MAX_SECONDS = 0.1
 TURN_STRIPES = 1024
 REMEMBERED_FACTS = 100_000
 SNAPSHOT_INTERVAL = 50
-
-
-class DateAsISO(Transcoding):
-    type = date
-    name = "date_iso"
-
-    def encode(self, obj: date) -> str:
-        return obj.isoformat()
-
-    def decode(self, data: str) -> date:
-        return date.fromisoformat(data)
 
 
 class StoreContention(Exception):
@@ -83,9 +73,15 @@ class InnovationNetwork(Application):
         self._regions: dict[UUID, str] = {}
         self._parties: dict[UUID, tuple[str, str]] = {}
 
+    def construct_transcoder(self) -> Transcoder:
+        transcoder = StoreTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
+
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
+        transcoder.register(ModificationLogAsSegment())
 
     # --- innovations --------------------------------------------------------------------------
 

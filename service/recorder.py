@@ -8,6 +8,9 @@
    - `registry`: rows of the replication registry, a table kept inline with the events whose partial unique
      index allows at most one open replication per (innovation, adopting region) (domain.md rule 5).
    A broken guard raises `IntegrityError`; the application re-reads and decides again.
+3. Connections map the database file into memory (`PRAGMA mmap_size`), so that reading a row spread over many
+   overflow pages (a snapshot of a long replication holds megabytes) copies them from the mapping instead of
+   making a read call for each page. `SQLiteStoreFactory` (the `PERSISTENCE_MODULE`) sets up both.
 """
 
 from __future__ import annotations
@@ -20,11 +23,19 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, Notification, OperationalError, StoredEvent
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.sqlite import (
+    SQLiteApplicationRecorder,
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteCursor,
+    SQLiteFactory,
+)
+from eventsourcing.utils import Environment, EnvType
 
 from service.group_commit import GroupCommitter, PendingSave
 
 OPEN_STATUSES = ("diusulkan", "disepakati", "uji_coba", "penerapan")
+MMAP_BYTES = 1 << 30
 
 
 class StaleDecision(IntegrityError):
@@ -193,3 +204,22 @@ class StoreRecorder(SQLiteApplicationRecorder):
         with self.datastore.transaction(commit=False) as c:
             c.execute("SELECT * FROM replication_registry WHERE innovation_id=?", (str(innovation_id),))
             return [RegistryRow.from_row(row) for row in c.fetchall()]
+
+
+class MappedConnectionPool(SQLiteConnectionPool):
+    def _create_connection(self) -> SQLiteConnection:
+        connection = super()._create_connection()
+        if not self.is_sqlite_memory_mode:
+            connection.cursor().execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+        return connection
+
+
+class SQLiteStoreFactory(SQLiteFactory):
+    """The library's SQLite persistence with StoreRecorder and memory-mapped connections."""
+
+    application_recorder_class = StoreRecorder
+
+    def __init__(self, env: Environment | EnvType | None) -> None:
+        super().__init__(env)
+        pool = self.datastore.pool  # not connected yet: connections are made on first use
+        self.datastore.pool = MappedConnectionPool(db_name=pool.db_name, lock_timeout=pool.lock_timeout)
