@@ -43,12 +43,24 @@ class StoreTranscoder(JSONTranscoder):
     def decode(self, data: bytes) -> Any:
         if not data.startswith(SEGMENTED):
             return super().decode(data)
-        document, *segments = data[1:].split(SEGMENTED)
+        ends = [*segment_marks(data), len(data)]
+        document = data[1 : ends[0]]
+        segments = [data[start + 1 : end] for start, end in zip(ends, ends[1:], strict=False)]
         token = _segments.set(segments)
         try:
             return super().decode(document)
         finally:
             _segments.reset(token)
+
+
+def segment_marks(data: bytes) -> list[int]:
+    """Where the segments start (the NULs after the leading one), found without copying the data."""
+    marks = []
+    at = data.find(SEGMENTED, 1)
+    while at != -1:
+        marks.append(at)
+        at = data.find(SEGMENTED, at + 1)
+    return marks
 
 
 class DateAsISO(Transcoding):
