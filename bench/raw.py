@@ -14,8 +14,8 @@ from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import JSONTranscoder
 
 from bench.workload import STEPS, days_ago
-from service.network import DateAsISO
 from service.store import postgres_env
+from service.transcoder import DateAsISO
 
 
 class Practice(Aggregate):
@@ -72,6 +72,7 @@ def raw_env(
     assert database_url is not None
     env = postgres_env(database_url)
     env.pop("APPLICATION_RECORDER_TOPIC")
+    env["PERSISTENCE_MODULE"] = "eventsourcing.postgres"
     return env
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid5
@@ -28,20 +28,27 @@ BASE_FIELDS = frozenset(
 )
 
 
+JSON_SCALARS = (str, int, float, type(None))  # bool is an int
+
+
 def plain(value: Any) -> Any:
     """A JSON-ready copy of an event value."""
-    if isinstance(value, Mapping):
+    if isinstance(value, JSON_SCALARS):
+        return value
+    if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     if isinstance(value, UUID):
         return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, date):
+    if isinstance(value, date):  # and datetime
         return value.isoformat()
     if isinstance(value, Decimal):
         return float(value)
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, Sequence):
+        return [plain(v) for v in value]
     return value
 
 

@@ -11,10 +11,13 @@ the application guards them against concurrent writers (service/network.py).
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from itertools import chain
+from typing import Any, overload
 from uuid import UUID, uuid4
 
 from domain.aggregate import RecordedAggregate
@@ -56,7 +59,140 @@ class SourcePractice:
     penerapan_on: date | None
 
 
+class ModificationLog(Sequence[dict[str, Any]]):
+    """The modifications a replication has recorded, oldest first, each read as a dict (the fields of
+    ModificationRecorded).
+
+    A long replication records thousands and every snapshot of it holds them all, while no rule looks at them.
+    So each is kept as a compact row of plain values (its id as hex, its date in ISO form) and turned into a
+    dict only when read; a log restored from a snapshot keeps the rows as the JSON text it was stored as, and
+    parses it only when the modifications are read (a command's rules never read them). The log is immutable:
+    recording one more gives a new log that shares what the old one held (the rows added since the snapshot
+    sit in chunks, so that adding one copies at most a chunk and the list of chunks).
+    """
+
+    CHUNK = 64
+    __slots__ = ("_text", "_text_count", "_parsed", "_chunks", "_length")
+
+    def __init__(self, rows: Iterable[Sequence[Any]] = ()) -> None:
+        held = tuple(tuple(row) for row in rows)
+        self._text = b""  # JSON array of rows, as restored from a snapshot
+        self._text_count = 0
+        self._parsed: tuple[Sequence[Any], ...] | None = ()  # the rows of _text, once parsed
+        self._chunks: tuple[tuple[Sequence[Any], ...], ...] = (held,) if held else ()
+        self._length = len(held)
+
+    @classmethod
+    def from_json(cls, count: int, text: bytes) -> ModificationLog:
+        """A log of `count` rows held as the JSON text `to_json` gave; parsed when first read."""
+        log = cls()
+        log._text, log._text_count, log._parsed, log._length = text, count, None, count
+        return log
+
+    def to_json(self) -> tuple[int, bytes]:
+        """The number of rows and a JSON array of them, UTF-8 (the text restored from a snapshot is reused as
+        it is)."""
+        if not self._chunks:
+            return self._length, self._text or b"[]"
+        rows = list(chain.from_iterable(self._chunks))
+        added = json.dumps(rows, separators=(",", ":"), ensure_ascii=False).encode()
+        if self._text_count == 0:
+            return self._length, added
+        return self._length, b"".join([self._text[:-1], b",", added[1:]])
+
+    @classmethod
+    def of(cls, modifications: Iterable[dict[str, Any]]) -> ModificationLog:
+        """A log of modifications given as dicts (as replications kept them before the log existed)."""
+        log = cls()
+        for m in modifications:
+            log = log.with_modification(**m)
+        return log
+
+    def with_modification(
+        self,
+        modification_id: UUID,
+        component: str,
+        nature: str,
+        core: bool,
+        description: str,
+        reason: str,
+        recorded_on: date,
+    ) -> ModificationLog:
+        row = (modification_id.hex, component, nature, core, description, reason, recorded_on.isoformat())
+        chunks = self._chunks
+        if chunks and len(chunks[-1]) < self.CHUNK:
+            chunks = (*chunks[:-1], (*chunks[-1], row))
+        else:
+            chunks = (*chunks, (row,))
+        log = ModificationLog.from_json(self._text_count, self._text)
+        log._parsed = self._parsed
+        log._chunks = chunks
+        log._length = self._length + 1
+        return log
+
+    @property
+    def rows(self) -> tuple[Sequence[Any], ...]:
+        """The compact rows, oldest first."""
+        return (*self._restored(), *chain.from_iterable(self._chunks))
+
+    def _restored(self) -> tuple[Sequence[Any], ...]:
+        if self._parsed is None:
+            self._parsed = tuple(map(tuple, json.loads(self._text)))
+        return self._parsed
+
+    @staticmethod
+    def _read(row: Sequence[Any]) -> dict[str, Any]:
+        modification_id, component, nature, core, description, reason, recorded_on = row
+        return {
+            "modification_id": UUID(modification_id),
+            "component": component,
+            "nature": nature,
+            "core": core,
+            "description": description,
+            "reason": reason,
+            "recorded_on": date.fromisoformat(recorded_on),
+        }
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [self._read(row) for row in self.rows[index]]
+        return self._read(self.rows[index])
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return map(self._read, chain(self._restored(), chain.from_iterable(self._chunks)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ModificationLog):
+            return self.rows == other.rows
+        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ModificationLog({list(self)!r})"
+
+    def __copy__(self) -> ModificationLog:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ModificationLog:
+        return self  # immutable: the cached aggregate and its copies may share it
+
+
 class Replication(RecordedAggregate):
+    # 2: modifications are a ModificationLog (snapshots of version 1 hold a list of dicts)
+    class_version = 2
+
     innovation_id: UUID
     source_region: str
     adopting_region: str
@@ -67,7 +203,7 @@ class Replication(RecordedAggregate):
     status: str
     agreement: dict[str, Any] | None
     stages: dict[str, date | None]
-    modifications: list[dict[str, Any]]
+    modifications: ModificationLog
     evaluations: list[dict[str, Any]]
     rejection: dict[str, Any] | None
     discontinuation: dict[str, Any] | None
@@ -75,6 +211,11 @@ class Replication(RecordedAggregate):
 
     def __init__(self) -> None:
         """State is laid down by the creation event's `apply`."""
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """A snapshot taken before modifications were kept in a ModificationLog."""
+        state["modifications"] = ModificationLog.of(state["modifications"])
 
     # --- events -------------------------------------------------------------------------------
 
@@ -101,7 +242,7 @@ class Replication(RecordedAggregate):
                 AdoptionStage.UJI_COBA.value: None,
                 AdoptionStage.PENERAPAN.value: None,
             }
-            replication.modifications = []
+            replication.modifications = ModificationLog()
             replication.evaluations = []
             replication.rejection = None
             replication.discontinuation = None
@@ -142,18 +283,15 @@ class Replication(RecordedAggregate):
         recorded_on: date
 
         def apply(self, replication: Replication) -> None:
-            replication.modifications = [
-                *replication.modifications,
-                {
-                    "modification_id": self.modification_id,
-                    "component": self.component,
-                    "nature": self.nature,
-                    "core": self.core,
-                    "description": self.description,
-                    "reason": self.reason,
-                    "recorded_on": self.recorded_on,
-                },
-            ]
+            replication.modifications = replication.modifications.with_modification(
+                modification_id=self.modification_id,
+                component=self.component,
+                nature=self.nature,
+                core=self.core,
+                description=self.description,
+                reason=self.reason,
+                recorded_on=self.recorded_on,
+            )
             replication.last_dated_on = max(replication.last_dated_on, self.recorded_on)
 
     class AdoptionAdvanced(RecordedAggregate.Event):

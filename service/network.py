@@ -24,7 +24,7 @@ from eventsourcing.persistence import (
     Notification,
     OperationalError,
     StoredEvent,
-    Transcoding,
+    Transcoder,
 )
 from eventsourcing.utils import resolve_topic
 
@@ -38,6 +38,7 @@ from domain.published import EventRecord
 from domain.replication import Replication
 from service.chain import CanonicalParts
 from service.recorder import RegistryRow
+from service.transcoder import DateAsISO, ModificationLogAsSegment, StoreTranscoder
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +50,6 @@ RETRY_BACKOFF_MAX_SECONDS = 0.1
 TURN_STRIPES = 1024
 REMEMBERED_FACTS = 100_000
 SNAPSHOT_INTERVAL = 50
-
-
-class DateAsISO(Transcoding):
-    type = date
-    name = "date_iso"
-
-    def encode(self, obj: date) -> str:
-        return obj.isoformat()
-
-    def decode(self, data: str) -> date:
-        return date.fromisoformat(data)
 
 
 class StoreContention(Exception):
@@ -134,9 +124,15 @@ class InnovationNetwork(Application):
         object.__setattr__(event, "__dict__", values)
         return event
 
+    def construct_transcoder(self) -> Transcoder:
+        transcoder = StoreTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
+
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
+        transcoder.register(ModificationLogAsSegment())
 
     # --- innovations --------------------------------------------------------------------------
 

@@ -7,6 +7,9 @@
   of the aggregates a decision read, and the replication registry with its partial unique index.
 - The hash chain (service/chain.py): under the lock, the last link is read once per transaction (the unique index
   on `notification_id`), and every event is stored with its `hash` and `prev_hash`.
+- Reads of an aggregate's events and snapshots take rows in PostgreSQL's binary format: the library's text
+  format sends `bytea` as hex, twice its size, which psycopg then decodes (a snapshot of a long replication
+  holds megabytes). `PostgresStoreFactory` (the `PERSISTENCE_MODULE`) gives both stores these recorders.
 """
 
 from __future__ import annotations
@@ -17,7 +20,11 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import IntegrityError, Notification, OperationalError, StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import (
+    PostgresAggregateRecorder,
+    PostgresApplicationRecorder,
+    PostgresFactory,
+)
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
@@ -25,6 +32,56 @@ from psycopg.sql import SQL, Identifier
 from service.chain import GENESIS, LINK_PAGE, CanonicalParts, ChainedNotification, Chaining, Link
 from service.group_commit import GroupCommitter, PendingSave
 from service.recorder import OPEN_STATUSES, RegistryRow, StaleDecision
+
+
+def select_events_binary(
+    recorder: PostgresAggregateRecorder,
+    originator_id: UUID | str,
+    *,
+    gt: int | None = None,
+    lte: int | None = None,
+    desc: bool = False,
+    limit: int | None = None,
+) -> list[StoredEvent]:
+    """The library's `select_events` (eventsourcing 9.5.6, pinned), with the rows in binary format."""
+    statement = recorder.select_events_statement
+    params: list[Any] = [originator_id]
+    if gt is not None:
+        params.append(gt)
+        statement += SQL(" AND originator_version > %s")
+    if lte is not None:
+        params.append(lte)
+        statement += SQL(" AND originator_version <= %s")
+    statement += SQL(" ORDER BY originator_version DESC" if desc else " ORDER BY originator_version ASC")
+    if limit is not None:
+        params.append(limit)
+        statement += SQL(" LIMIT %s")
+    with recorder.datastore.get_connection() as conn, conn.cursor(binary=True) as curs:
+        curs.execute(statement, params, prepare=True)
+        return [
+            StoredEvent(
+                originator_id=row["originator_id"],
+                originator_version=row["originator_version"],
+                topic=row["topic"],
+                state=row["state"],
+            )
+            for row in curs.fetchall()
+        ]
+
+
+class PostgresSnapshotRecorder(PostgresAggregateRecorder):
+    """The snapshot store's recorder: the library's, reading in binary format."""
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        return select_events_binary(self, originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
 
 
 class PostgresStoreRecorder(Chaining, PostgresApplicationRecorder):
@@ -98,6 +155,17 @@ class PostgresStoreRecorder(Chaining, PostgresApplicationRecorder):
         # Decoded here, in the caller's thread; only the positions and SHA-256s are left for the lock.
         parts = self.canonical_parts(stored_events)
         return self.committer.save(stored_events, canonical_parts=parts, **kwargs)
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        return select_events_binary(self, originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
 
     def _write_batch(self, batch: list[PendingSave]) -> None:
         """Concurrent saves in one transaction under one table lock, each in its own savepoint
@@ -252,3 +320,10 @@ class PostgresStoreRecorder(Chaining, PostgresApplicationRecorder):
                 prepare=True,
             )
             return [RegistryRow.from_row(row) for row in curs.fetchall()]
+
+
+class PostgresStoreFactory(PostgresFactory):
+    """The library's PostgreSQL persistence with the recorders above (`PERSISTENCE_MODULE`)."""
+
+    aggregate_recorder_class = PostgresSnapshotRecorder
+    application_recorder_class = PostgresStoreRecorder

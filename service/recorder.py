@@ -10,6 +10,9 @@
    A broken guard raises `IntegrityError`; the application re-reads and decides again.
 3. Every event is stored with its `hash` and `prev_hash` (service/chain.py), computed under the write lock
    from the last stored link, in position order, also across the savepoints of a group commit.
+4. Connections map the database file into memory (`PRAGMA mmap_size`), so that reading a row spread over many
+   overflow pages (a snapshot of a long replication holds megabytes) copies them from the mapping instead of
+   making a read call for each page. `SQLiteStoreFactory` (the `PERSISTENCE_MODULE`) sets up both.
 """
 
 from __future__ import annotations
@@ -22,12 +25,20 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, Notification, OperationalError, StoredEvent
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.sqlite import (
+    SQLiteApplicationRecorder,
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteCursor,
+    SQLiteFactory,
+)
+from eventsourcing.utils import Environment, EnvType
 
 from service.chain import GENESIS, LINK_PAGE, CanonicalParts, ChainedNotification, Chaining, Link
 from service.group_commit import GroupCommitter, PendingSave
 
 OPEN_STATUSES = ("diusulkan", "disepakati", "uji_coba", "penerapan")
+MMAP_BYTES = 1 << 30
 
 
 class StaleDecision(IntegrityError):
@@ -283,3 +294,22 @@ class StoreRecorder(Chaining, SQLiteApplicationRecorder):
         with self.datastore.transaction(commit=False) as c:
             c.execute("SELECT * FROM replication_registry WHERE innovation_id=?", (str(innovation_id),))
             return [RegistryRow.from_row(row) for row in c.fetchall()]
+
+
+class MappedConnectionPool(SQLiteConnectionPool):
+    def _create_connection(self) -> SQLiteConnection:
+        connection = super()._create_connection()
+        if not self.is_sqlite_memory_mode:
+            connection.cursor().execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+        return connection
+
+
+class SQLiteStoreFactory(SQLiteFactory):
+    """The library's SQLite persistence with StoreRecorder and memory-mapped connections."""
+
+    application_recorder_class = StoreRecorder
+
+    def __init__(self, env: Environment | EnvType | None) -> None:
+        super().__init__(env)
+        pool = self.datastore.pool  # not connected yet: connections are made on first use
+        self.datastore.pool = MappedConnectionPool(db_name=pool.db_name, lock_timeout=pool.lock_timeout)

@@ -100,7 +100,7 @@ def _mismatch(network: InnovationNetwork, state: bytes) -> str:
 
 def sqlite_env(path: Path | str) -> dict[str, str]:
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "PERSISTENCE_MODULE": "service.recorder:SQLiteStoreFactory",
         "SQLITE_DBNAME": str(path),
         "SQLITE_LOCK_TIMEOUT": "30",
         "APPLICATION_RECORDER_TOPIC": "service.recorder:StoreRecorder",
@@ -115,7 +115,7 @@ def postgres_env(url: str) -> dict[str, str]:
         raise ValueError(f"Not a PostgreSQL URL: {url!r}")
     query = dict(parse_qsl(parts.query))
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PERSISTENCE_MODULE": "service.postgres:PostgresStoreFactory",
         "POSTGRES_DBNAME": unquote(parts.path.strip("/")),
         "POSTGRES_HOST": parts.hostname or "127.0.0.1",
         "POSTGRES_PORT": str(parts.port or 5432),

@@ -17,6 +17,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from conftest import days_ago, innovation_fields
+from eventsourcing.application import Repository
 
 from domain.acting import Actor, acting_as
 from domain.calendar import today
@@ -26,7 +27,7 @@ from domain.errors import InvalidInput, Rule, RuleViolation, VersionConflict
 from domain.evaluation import EvaluationInput
 from domain.innovation import Innovation
 from domain.replication import Replication
-from service.network import InnovationNetwork, read_records
+from service.network import SNAPSHOT_INTERVAL, InnovationNetwork, read_records
 
 pytestmark = pytest.mark.usefixtures("admin")
 
@@ -551,6 +552,52 @@ def test_modification_outside_its_enumerations_is_invalid_input(
     with nothing_stored(network, replication.id), pytest.raises(InvalidInput) as caught:
         modify(network, replication.id, days_ago(1), **{field: value})
     assert list(caught.value.errors) == [field]
+
+
+def test_long_modification_history_reads_the_same_from_snapshots_as_from_its_events(
+    network: InnovationNetwork,
+) -> None:
+    replication = replication_at(network, "diusulkan", proposed_on=days_ago(300))
+    recorded = []
+    for k in range(2 * SNAPSHOT_INTERVAL + 10):
+        fields = {
+            "modification_id": uuid4(),
+            "component": ["teknologi", "regulasi"][k % 2],
+            "nature": "penyesuaian",
+            "core": k % 3 == 0,
+            "description": f'Langkah "{k}" \\ ñ\x00 {"x" * k}',
+            "reason": f"Alasan {k}",
+            "recorded_on": days_ago(200 - k),
+        }
+        modify(network, replication.id, fields["recorded_on"], **fields)
+        recorded.append(fields)
+    snapshots = [s.originator_version for s in network.snapshots.get(replication.id)]  # type: ignore[union-attr]
+    assert snapshots == [SNAPSHOT_INTERVAL, 2 * SNAPSHOT_INTERVAL]
+    every_event = Repository(event_store=network.events)
+    for version in (1, 2, 49, 50, 51, 100, 101, len(recorded) + 1):
+        from_snapshot = network.replication(replication.id, version=version)
+        assert from_snapshot.modifications == recorded[: version - 1]
+        assert from_snapshot.modifications == every_event.get(replication.id, version=version).modifications
+        assert len(from_snapshot.modifications) == version - 1
+    latest = network.replication(replication.id)
+    assert latest.modifications[-1] == recorded[-1]
+    assert [m["description"] for m in latest.modifications[:2]] == [m["description"] for m in recorded[:2]]
+
+
+def test_snapshot_that_kept_modifications_as_a_list_is_read_as_before(network: InnovationNetwork) -> None:
+    replication = replication_at(network, "diusulkan")
+    for k in range(3):
+        modify(network, replication.id, days_ago(1), description=f"step {k}")
+    current = network.replication(replication.id)
+    old = Replication.Snapshot.take(current)
+    old.state["modifications"] = list(current.modifications)  # as snapshots were written before the log
+    del old.state["class_version"]
+    network.snapshots.put([old])  # type: ignore[union-attr]
+    read = network.replication(replication.id, version=current.version)
+    assert [m["description"] for m in read.modifications] == ["step 0", "step 1", "step 2"]
+    assert read.modifications == current.modifications
+    modify(network, replication.id, days_ago(1), description="step 3")
+    assert len(network.replication(replication.id).modifications) == 4
 
 
 # --- rule 8: evaluations ----------------------------------------------------------------------
