@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.serializer import Serializer
 
 from consumers.envelope import cloudevent, headers_of, topic_of
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 RELAY = "relay"
 AGGREGATE_TYPES = ("Innovation", "Replication")
 PARTITIONS = 6
+IDLE_POLL_SECONDS = 0.02  # how often an idle relay looks for new events in the notification log
+RETRY_SECONDS = 1.0
 
 
 def topics(prefix: str) -> list[str]:
@@ -37,7 +40,9 @@ def topics(prefix: str) -> list[str]:
 
 
 def ensure_topics(bootstrap: str, prefix: str, partitions: int = PARTITIONS) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="puja-relay-admin")
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="puja-relay-admin", bootstrap_timeout_ms=10_000
+    )
     try:
         for name in [*topics(prefix), *(f"{t}.dlq" for t in topics(prefix))]:
             with contextlib.suppress(TopicAlreadyExistsError):
@@ -63,6 +68,8 @@ def make_producer(bootstrap: str) -> KafkaProducer:
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
+        batch_size=64 * 1024,
+        max_block_ms=10_000,  # a broker that is down fails the batch soon; the relay retries it whole
         key_serializer=KeySerializer(),
         value_serializer=CloudEventSerializer(),
     )
@@ -118,3 +125,47 @@ class Relay:
         while published := self.publish_available():
             total += published
         return total
+
+
+def run_relay(
+    store: ViewStore,
+    read: Callable[[int, int], Sequence[EventRecord]],
+    bootstrap: str,
+    prefix: str,
+    stop: threading.Event,
+    *,
+    once: bool = False,
+    idle_poll: float = IDLE_POLL_SECONDS,
+) -> int:
+    """`puja relay`: publish until `stop` is set (or, with `once`, until nothing is left). A broker that is down
+    or restarting only delays it: the failed batch stays unacknowledged, the producer is made anew, and the
+    batch is sent again from the tracked position. Returns how many events were published."""
+    producer: Any = None
+    total = 0
+    try:
+        while not stop.is_set():
+            try:
+                if producer is None:
+                    ensure_topics(bootstrap, prefix)
+                    producer = make_producer(bootstrap)
+                    relay = Relay(store, read, producer, prefix)
+                published = relay.publish_all()
+                total += published
+                if once:
+                    return total
+                if not published:
+                    stop.wait(idle_poll)
+            except KafkaError as error:
+                log.warning("Kafka is not reachable or did not acknowledge; retrying: %r", error)
+                if producer is not None:
+                    with contextlib.suppress(Exception):
+                        producer.close(timeout=0)
+                producer = None
+                stop.wait(RETRY_SECONDS)
+            except Exception:
+                log.exception("the relay failed; retrying from its tracked position")
+                stop.wait(RETRY_SECONDS)
+    finally:
+        if producer is not None:
+            producer.close(timeout=5)
+    return total
