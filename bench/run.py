@@ -29,7 +29,7 @@ from bench.common import Row
 from bench.context import Context, PostgresUnavailable, Sizes
 from bench.pg import PostgresCluster, pgbench_path
 
-SCENARIOS = ("http", "app", "snapshots", "catchup")
+SCENARIOS = ("http", "app", "snapshots", "catchup", "stream")
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
@@ -48,6 +48,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--seconds", type=float, help="each measured window (default 10, --quick 3)")
     parser.add_argument("--catchup-events", type=int, help="size of the catch-up store (default 200,000)")
+    parser.add_argument("--stream-events", type=int, help="size of the streamed store (default 50,000)")
     parser.add_argument("--snapshot-events", type=int, help="events of the long replication (default 10,000)")
     parser.add_argument(
         "--no-idempotency-keys", action="store_true", help="send HTTP commands without an Idempotency-Key"
@@ -68,6 +69,8 @@ def sizes_of(args: argparse.Namespace) -> Sizes:
         changes["seconds"] = args.seconds
     if args.catchup_events:
         changes["catchup_events"] = args.catchup_events
+    if args.stream_events:
+        changes["stream_events"] = args.stream_events
     if args.snapshot_events:
         changes["snapshot_events"] = args.snapshot_events
     return Sizes(**{**sizes.__dict__, **changes})
@@ -75,7 +78,7 @@ def sizes_of(args: argparse.Namespace) -> Sizes:
 
 def plan(ctx: Context, only: list[str]) -> list[tuple[str, str, Callable[[], list[Row]], int]]:
     """(scenario, backend, run, steps) in the order they run."""
-    from bench.scenarios import app_layer, catchup, http, snapshots
+    from bench.scenarios import app_layer, catchup, http, snapshots, stream
 
     steps: list[tuple[str, str, Callable[[], list[Row]], int]] = []
     if "http" in only:
@@ -96,6 +99,8 @@ def plan(ctx: Context, only: list[str]) -> list[tuple[str, str, Callable[[], lis
                 catchup.STEPS,
             )
         )
+    if "stream" in only:
+        steps.append(("stream", "sqlite", functools.partial(stream.run, ctx, "sqlite"), stream.STEPS))
     return steps
 
 

@@ -53,6 +53,8 @@ class Projection:
         raise NotImplementedError
 
 
+WATERMARK_CHUNK = 1000
+
 _POSITION = select(projection_positions.c.position).where(projection_positions.c.name == bindparam("b_name"))
 _START = insert(projection_positions)
 _CLAIM = update(projection_positions).where(
@@ -135,16 +137,24 @@ def advance_watermark(conn: Connection, name: str, applied: Iterable[int]) -> in
         new = [p for p in fresh if p not in known]
         if new:
             conn.execute(insert(applied_positions), [{"name": name, "position": p} for p in new])
-    following = conn.execute(
-        select(applied_positions.c.position)
-        .where(applied_positions.c.name == name, applied_positions.c.position > current)
-        .order_by(applied_positions.c.position)
-    ).scalars()
     watermark = current
-    for position in following:
-        if position != watermark + 1:
-            break
-        watermark = position
+    while True:  # read the positions held above in chunks, up to the first gap (not all of them every time)
+        following = list(
+            conn.execute(
+                select(applied_positions.c.position)
+                .where(applied_positions.c.name == name, applied_positions.c.position > watermark)
+                .order_by(applied_positions.c.position)
+                .limit(WATERMARK_CHUNK)
+            ).scalars()
+        )
+        for position in following:
+            if position != watermark + 1:
+                break
+            watermark = position
+        else:
+            if len(following) == WATERMARK_CHUNK:
+                continue
+        break
     if watermark > current:
         claim(conn, name, watermark)
         conn.execute(

@@ -221,3 +221,14 @@ def test_in_streaming_mode_the_api_reads_what_the_consumers_projected(
         assert read_back.get_json()["name"] == body["name"]
     finally:
         runtime.close()
+
+
+def test_the_watermark_moves_over_more_contiguous_positions_than_it_reads_at_once(tmp_path: Any) -> None:
+    store = fresh_store(tmp_path / "views.sqlite")
+    register(store.begin, ["audit"])
+    with store.begin() as conn:
+        assert advance_watermark(conn, "audit", range(2, 2_600)) == 0  # position 1 has not arrived
+        assert advance_watermark(conn, "audit", [2_601]) == 0
+    with store.begin() as conn:
+        assert advance_watermark(conn, "audit", [1]) == 2_599, "up to the gap at 2,600, over chunks"
+        assert advance_watermark(conn, "audit", [2_600]) == 2_601
