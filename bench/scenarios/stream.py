@@ -30,7 +30,7 @@ from typing import Any
 from bench.common import Row, free_port, percentile
 from bench.context import Context
 
-STEPS = 8
+STEPS_PER_BACKEND = 7  # and one to start the broker
 RATE = 200  # commands per second in the latency scenario
 CLIENTS = 4  # threads issuing them, RATE / CLIENTS each
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,14 +95,17 @@ def processes(
                 process.wait(5)
 
 
-def streaming_env(data_dir: Path, bootstrap: str, prefix: str) -> dict[str, str]:
-    return {
+def streaming_env(data_dir: Path, bootstrap: str, prefix: str, database_url: str | None) -> dict[str, str]:
+    env = {
         **os.environ,
         "PUJA_DATA_DIR": str(data_dir),
         "PUJA_KAFKA_BOOTSTRAP": bootstrap,
         "PUJA_KAFKA_TOPIC_PREFIX": prefix,
         "PUJA_LOG_LEVEL": "WARNING",
     }
+    if database_url:
+        env["PUJA_DATABASE_URL"] = database_url
+    return env
 
 
 def positions(views: Any, names: tuple[str, ...] = ("index", "audit")) -> int:
@@ -123,13 +126,21 @@ def wait_for(views: Any, position: int, timeout: float, alive: list[subprocess.P
         time.sleep(0.01)  # polling tracked positions
 
 
-def run(ctx: Context, backend: str = "sqlite") -> list[Row]:
+def run(ctx: Context, backends: tuple[str, ...]) -> list[Row]:
+    """Both measurements on each backend, on one broker started for them."""
+    from bench.context import PostgresUnavailable
+
     broker = Broker(ctx.scratch("stream-broker"))
+    rows: list[Row] = []
     with ctx.step("stream: start a Kafka broker"):
         bootstrap = broker.start()
     try:
-        rows = throughput(ctx, bootstrap, backend)
-        rows += latency(ctx, bootstrap, backend)
+        for backend in backends:
+            try:
+                rows += throughput(ctx, bootstrap, backend)
+                rows += latency(ctx, bootstrap, backend)
+            except PostgresUnavailable as error:
+                ctx.details[f"stream/{backend}"] = f"skipped: {error}"
     finally:
         broker.stop()
     return rows
@@ -149,15 +160,18 @@ def throughput(ctx: Context, bootstrap: str, backend: str) -> list[Row]:
     workdir = ctx.scratch(f"stream-throughput-{backend}")
     prefix = f"tput{uuid.uuid4().hex[:6]}"
     target = ctx.sizes.stream_events
+    url = ctx.database("bench_stream_throughput") if backend == "postgres" else None
     runtime = Runtime.open(
-        Settings(data_dir=workdir / "var", kafka_bootstrap=bootstrap, project_in_process=False)
+        Settings(
+            data_dir=workdir / "var", database_url=url, kafka_bootstrap=bootstrap, project_in_process=False
+        )
     )
     try:
         with ctx.step(f"stream/{backend}: record {target:,} events"):
             generate(runtime.network, target, ctx)
         head = runtime.network.head_position()
         ensure_topics(bootstrap, prefix)
-        env = streaming_env(workdir / "var", bootstrap, prefix)
+        env = streaming_env(workdir / "var", bootstrap, prefix, url)
 
         with ctx.step(f"stream/{backend}: relay + 2 consumers, {head:,} events"):
             t0 = time.perf_counter()
@@ -170,7 +184,11 @@ def throughput(ctx: Context, bootstrap: str, backend: str) -> list[Row]:
             raw_seconds, raw_count = raw_consume(bootstrap, prefix, head)
 
         with ctx.step(f"stream/{backend}: in-process runner, same store"):
-            local = ViewStore(f"sqlite:///{workdir / 'in-process-views.sqlite'}")
+            local = ViewStore(
+                ctx.database("bench_stream_in_process")
+                if backend == "postgres"
+                else f"sqlite:///{workdir / 'in-process-views.sqlite'}"
+            )
             local.create_all()
             runner = ProjectionRunner(
                 local,
@@ -252,13 +270,16 @@ def latency(ctx: Context, bootstrap: str, backend: str) -> list[Row]:
     workdir = ctx.scratch(f"stream-latency-{backend}")
     prefix = f"lat{uuid.uuid4().hex[:6]}"
     seconds = ctx.sizes.seconds * 2
+    url = ctx.database("bench_stream_latency") if backend == "postgres" else None
     runtime = Runtime.open(
-        Settings(data_dir=workdir / "var", kafka_bootstrap=bootstrap, project_in_process=False)
+        Settings(
+            data_dir=workdir / "var", database_url=url, kafka_bootstrap=bootstrap, project_in_process=False
+        )
     )
     network = runtime.network
     try:
         ensure_topics(bootstrap, prefix)
-        env = streaming_env(workdir / "var", bootstrap, prefix)
+        env = streaming_env(workdir / "var", bootstrap, prefix, url)
         with processes(env, workdir, ("relay",), ("consume", "index"), ("consume", "audit")) as started:
             with ctx.step(f"stream/{backend}: warm up the stream"):
                 pairs = Pairs(register_innovations_app(network))
