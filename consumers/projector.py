@@ -182,8 +182,18 @@ def run_consumer(
     from consumers.relay import topics
 
     group = group or group_of(prefix, projection.name)
-    consumer = make_consumer(bootstrap, topics(prefix), group)
-    dead_letters = make_dead_letters(bootstrap)
+    while True:  # a broker that is not up yet is waited for
+        consumer: KafkaConsumer | None = None
+        try:
+            consumer = make_consumer(bootstrap, topics(prefix), group)
+            dead_letters = make_dead_letters(bootstrap)
+            break
+        except KafkaError as error:
+            log.warning("Kafka is not reachable; retrying: %r", error)
+            if consumer is not None:
+                consumer.close()
+            if stop.wait(RETRY_SECONDS):
+                return
     try:
         projector = TopicProjector(store, projection, consumer, dead_letters, group)
         while not stop.is_set():

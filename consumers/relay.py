@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -76,6 +77,11 @@ def make_producer(bootstrap: str) -> KafkaProducer:
 
 
 class Relay:
+    """Publishes batches from its position; the position is written by a keeper thread of its own, so that a
+    busy view store (SQLite: one writer at a time, the consumers' transactions) never holds back the next batch.
+    The tracked position may therefore trail what was acknowledged: after a crash, more duplicates, never a gap
+    (only acknowledged positions are ever written)."""
+
     def __init__(
         self,
         store: ViewStore,
@@ -90,16 +96,23 @@ class Relay:
         self.prefix = prefix
         self.batch_size = batch_size
         register(store.begin, [RELAY])
+        self._acknowledged: int | None = None  # the last position the broker acknowledged, this run
+        self._kept = 0  # the last position the keeper wrote
+        self._keeping = threading.Condition()
+        self._keeper: threading.Thread | None = None
+        self._closing = False
 
     @property
     def position(self) -> int:
+        """The tracked position (where a restarted relay goes on from)."""
         with self.store.connect() as conn:
             tracked = read_tracked(conn, [RELAY]).get(RELAY)
         return tracked.position if tracked else 0
 
     def publish_available(self) -> int:
-        """Publish one batch after the tracked position; returns how many events were published."""
-        records = self.read(self.position, self.batch_size)
+        """Publish one batch after the last acknowledged position; returns how many events were published."""
+        after = self._acknowledged if self._acknowledged is not None else self.position
+        records = self.read(after, self.batch_size)
         if not records:
             return 0
         futures = []
@@ -116,15 +129,58 @@ class Relay:
         self.producer.flush()
         for future in futures:
             future.get(timeout=30)  # raises when the broker did not acknowledge: the position stays
-        with self.store.begin() as conn:
-            claim(conn, RELAY, records[-1].position)
+        self._acknowledge(records[-1].position)
         return len(records)
 
     def publish_all(self) -> int:
+        """Publish everything stored now, and wait until the tracked position says so."""
         total = 0
         while published := self.publish_available():
             total += published
+        self.keep_position()
         return total
+
+    def keep_position(self, timeout: float | None = 30.0) -> bool:
+        """Wait until the tracked position holds every acknowledged batch; False on a timeout."""
+        with self._keeping:
+            return self._keeping.wait_for(
+                lambda: self._acknowledged is None or self._kept >= self._acknowledged, timeout
+            )
+
+    def close(self) -> None:
+        """Write the last acknowledged position, and stop the keeper."""
+        self.keep_position()
+        with self._keeping:
+            self._closing = True
+            self._keeping.notify_all()
+        if self._keeper is not None:
+            self._keeper.join(5)
+
+    def _acknowledge(self, position: int) -> None:
+        with self._keeping:
+            self._acknowledged = position
+            self._keeping.notify_all()
+            if self._keeper is None:
+                self._keeper = threading.Thread(target=self._keep, name="relay-position", daemon=True)
+                self._keeper.start()
+
+    def _keep(self) -> None:
+        while True:
+            with self._keeping:
+                self._keeping.wait_for(lambda: self._closing or (self._acknowledged or 0) > self._kept)
+                if (self._acknowledged or 0) <= self._kept:
+                    return  # closing, and nothing left to write
+                position = self._acknowledged or 0
+            try:
+                with self.store.begin() as conn:
+                    claim(conn, RELAY, position)
+            except Exception:
+                log.exception("the relay's position could not be written; trying again")
+                time.sleep(RETRY_SECONDS)
+                continue
+            with self._keeping:
+                self._kept = max(self._kept, position)
+                self._keeping.notify_all()
 
 
 def run_relay(
@@ -141,6 +197,7 @@ def run_relay(
     or restarting only delays it: the failed batch stays unacknowledged, the producer is made anew, and the
     batch is sent again from the tracked position. Returns how many events were published."""
     producer: Any = None
+    relay: Relay | None = None
     total = 0
     try:
         while not stop.is_set():
@@ -148,12 +205,15 @@ def run_relay(
                 if producer is None:
                     ensure_topics(bootstrap, prefix)
                     producer = make_producer(bootstrap)
+                if relay is None:
                     relay = Relay(store, read, producer, prefix)
-                published = relay.publish_all()
+                relay.producer = producer
+                published = relay.publish_available()
                 total += published
-                if once:
-                    return total
                 if not published:
+                    if once:
+                        relay.keep_position()
+                        return total
                     stop.wait(idle_poll)
             except KafkaError as error:
                 log.warning("Kafka is not reachable or did not acknowledge; retrying: %r", error)
@@ -163,9 +223,11 @@ def run_relay(
                 producer = None
                 stop.wait(RETRY_SECONDS)
             except Exception:
-                log.exception("the relay failed; retrying from its tracked position")
+                log.exception("the relay failed; retrying from its last acknowledged position")
                 stop.wait(RETRY_SECONDS)
     finally:
+        if relay is not None:
+            relay.close()
         if producer is not None:
             producer.close(timeout=5)
     return total
