@@ -33,6 +33,7 @@ from bench.context import Context
 STEPS_PER_BACKEND = 7  # and one to start the broker
 RATE = 200  # commands per second in the latency scenario
 CLIENTS = 4  # threads issuing them, RATE / CLIENTS each
+POSITIONS = ("index", "audit", "relay")
 ROOT = Path(__file__).resolve().parents[2]
 BROKER = str(ROOT / "scripts" / "kafka-broker")
 PUJA = str(Path(sys.executable).with_name("puja"))
@@ -291,12 +292,19 @@ def latency(ctx: Context, bootstrap: str, backend: str) -> list[Row]:
             watching = threading.Event()
 
             def watch() -> None:
+                from projections.tracking import read_tracked
+
                 while not watching.is_set():
-                    for found, names in ((seen, ("index", "audit")), (relayed, ("relay",))):
-                        now_at = positions(runtime.views, names)
-                        if not found or now_at > found[-1][0]:
-                            found.append((now_at, time.perf_counter()))
-                    time.sleep(0.002)  # sampling the positions every 2 ms
+                    with runtime.views.connect() as conn:
+                        found = {n: t.position for n, t in read_tracked(conn, POSITIONS).items()}
+                    now = time.perf_counter()
+                    for samples, at in (
+                        (seen, min(found.get("index", 0), found.get("audit", 0))),
+                        (relayed, found.get("relay", 0)),
+                    ):
+                        if not samples or at > samples[-1][0]:
+                            samples.append((at, now))
+                    time.sleep(0.005)  # sampling the positions every 5 ms
 
             issued: list[tuple[float, int]] = []
             lock = threading.Lock()
