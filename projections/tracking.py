@@ -136,7 +136,9 @@ def advance_watermark(conn: Connection, name: str, applied: Iterable[int]) -> in
         }
         new = [p for p in fresh if p not in known]
         if new:
-            conn.execute(insert(applied_positions), [{"name": name, "position": p} for p in new])
+            # Two consumers of one group may both hold a message for a moment while partitions move: the
+            # one that comes second finds the position there and leaves it (no error, no dead letter).
+            conn.execute(_insert_new(conn), [{"name": name, "position": p} for p in new])
     watermark = current
     while True:  # read the positions held above in chunks, up to the first gap (not all of them every time)
         following = list(
@@ -163,3 +165,15 @@ def advance_watermark(conn: Connection, name: str, applied: Iterable[int]) -> in
             )
         )
     return watermark
+
+
+def _insert_new(conn: Connection) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgres_insert
+
+        return postgres_insert(applied_positions).on_conflict_do_nothing()
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(applied_positions).on_conflict_do_nothing()
+    return insert(applied_positions)
