@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from consumers.envelope import TYPE_PREFIX
 from domain.published import EventRecord
 from projections.store import ViewStore
-from projections.tracking import advance_watermark, register
+from projections.tracking import advance_watermark, hold_projection, register
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ class TopicProjector:
         try:
             try:
                 with self.store.begin() as conn:
+                    hold_projection(conn, self.projection.name)
                     records = [record_from_message(message.value) for message in messages]
                     for record in records:
                         self.projection.project(conn, record)
@@ -128,6 +129,7 @@ class TopicProjector:
             try:
                 record = record_from_message(message.value)
                 with self.store.begin() as conn:
+                    hold_projection(conn, self.projection.name)
                     self.projection.project(conn, record)
                     advance_watermark(conn, self.projection.name, [record.position])
                 applied += 1

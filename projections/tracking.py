@@ -8,12 +8,13 @@ processes) can never both apply the same record.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from domain.published import EventRecord
@@ -118,6 +119,16 @@ def as_utc(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is not None:
         return moment
     return moment.replace(tzinfo=UTC)
+
+
+def hold_projection(conn: Connection, name: str) -> None:
+    """Apply to `name` alone until this transaction ends. Projections are written to be applied one transaction
+    after another (an event may read what an earlier one wrote, such as a replication taking its innovation's
+    name); several consumers of one group share the partitions but take turns at the views. SQLite's single
+    writer already makes them; PostgreSQL takes a transaction-level advisory lock per projection."""
+    if conn.dialect.name == "postgresql":
+        key = zlib.crc32(f"puja-projection:{name}".encode()) & 0x7FFFFFFF
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def advance_watermark(conn: Connection, name: str, applied: Iterable[int]) -> int:

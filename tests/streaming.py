@@ -214,7 +214,14 @@ def assert_views_hold_every_event_once(
     local = rebuilt(network, tmp_path / f"rebuilt-{uuid.uuid4().hex[:6]}.sqlite")
     try:
         for query in (queries.list_replications, queries.list_innovations):
-            assert query(streamed, limit=head + 10).items == query(local, limit=head + 10).items
+            theirs, ours = query(streamed, limit=head + 10).items, query(local, limit=head + 10).items
+            differing = [(a, b) for a, b in zip(theirs, ours, strict=False) if a != b][:1]
+            assert len(theirs) == len(ours) and not differing, (
+                query.__name__,
+                len(theirs),
+                len(ours),
+                differing,
+            )
         assert (
             queries.audit_events(streamed, limit=head + 10).items
             == queries.audit_events(local, limit=head + 10).items
