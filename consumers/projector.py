@@ -181,12 +181,15 @@ def run_consumer(
 ) -> None:
     """`puja consume <projection>`: poll and apply until `stop` is set. The client reconnects by itself when
     the broker restarts; an error of the poll is logged and the poll retried."""
-    from consumers.relay import topics
+    from consumers.relay import ensure_topics, topics
 
     group = group or group_of(prefix, projection.name)
     while True:  # a broker that is not up yet is waited for
         consumer: KafkaConsumer | None = None
         try:
+            # The topics exist before the group forms, whoever starts first: else the first assignment would
+            # leave out a topic the relay had not created yet, until the next metadata refresh.
+            ensure_topics(bootstrap, prefix)
             consumer = make_consumer(bootstrap, topics(prefix), group)
             dead_letters = make_dead_letters(bootstrap)
             break

@@ -207,7 +207,13 @@ def share_one_group(stream: Stream, runtime: Runtime, tmp_path: Path) -> None:
                 return False
             members = description.get("members") or []
             assignments = [assigned_partitions(m) for m in members]
-            return description.get("group_state") == "Stable" and len(members) == 2 and assignments
+            everything = sum(len(a) for a in assignments) == 12
+            return (
+                description.get("group_state") == "Stable"
+                and len(members) == 2
+                and everything
+                and assignments
+            )
 
         assignments = wait_until(shared, 60, "two members of the index group with partitions", every=0.2)
     finally:
