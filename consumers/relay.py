@@ -195,7 +195,7 @@ def run_relay(
 ) -> int:
     """`puja relay`: publish until `stop` is set (or, with `once`, until nothing is left). A broker that is down
     or restarting only delays it: the failed batch stays unacknowledged, the producer is made anew, and the
-    batch is sent again from the tracked position. Returns how many events were published."""
+    batch is sent again from the last acknowledged position. Returns how many events were published."""
     producer: Any = None
     relay: Relay | None = None
     total = 0
