@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from typing import Any
 
 import click
@@ -70,65 +72,52 @@ def serve(host: str, port: int, workers: int, threads: int, first_run_token: boo
     Server().run()
 
 
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT, so that a long-running command stops between two batches."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
 @main.command()
 @click.option("--once", is_flag=True, help="Publish what is stored now, then stop.")
 def relay(once: bool) -> None:
     """Publish every stored event to Kafka (PUJA_KAFKA_BOOTSTRAP), in order, at least once."""
-    import time
-
-    from consumers.relay import Relay, ensure_topics, make_producer
+    from consumers.relay import run_relay
     from service.network import read_records
 
     bootstrap, prefix = _kafka()
     runtime = _runtime()
-    ensure_topics(bootstrap, prefix)
-    producer = make_producer(bootstrap)
     try:
-        publisher = Relay(
-            runtime.views, lambda after, limit: read_records(runtime.network, after, limit), producer, prefix
+        published = run_relay(
+            runtime.views,
+            lambda after, limit: read_records(runtime.network, after, limit),
+            bootstrap,
+            prefix,
+            _stop_on_signals(),
+            once=once,
         )
-        while True:
-            published = publisher.publish_all()
-            if once:
-                click.echo(f"published {published} events; position {publisher.position}")
-                return
-            if not published:
-                time.sleep(0.2)  # polling the notification log for new events
+        if once:
+            click.echo(f"published {published} events")
     finally:
-        producer.close()
         runtime.close()
 
 
 @main.command()
 @click.argument("projection", type=click.Choice(["index", "audit"]))
 def consume(projection: str) -> None:
-    """Feed a projection from the Kafka topics (consumer group puja-<projection>)."""
-    from kafka import KafkaConsumer, KafkaProducer
-
-    from consumers.projector import TopicProjector
-    from consumers.relay import topics
+    """Feed a projection from the Kafka topics (consumer group <prefix>-<projection>)."""
+    from consumers.projector import run_consumer
     from projections.audit import AuditProjection
     from projections.index import IndexProjection
 
     bootstrap, prefix = _kafka()
-    group = f"{prefix}-{projection}"
     runtime = _runtime()
-    consumer = KafkaConsumer(
-        *topics(prefix),
-        bootstrap_servers=bootstrap,
-        group_id=group,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    dead_letters = KafkaProducer(bootstrap_servers=bootstrap, acks="all")  # raw bytes, as they came
     chosen = IndexProjection() if projection == "index" else AuditProjection()
     try:
-        projector = TopicProjector(runtime.views, chosen, consumer, dead_letters, group)
-        while True:
-            projector.poll_once(timeout_ms=1000)
+        run_consumer(runtime.views, chosen, bootstrap, prefix, _stop_on_signals())
     finally:
-        consumer.close()
-        dead_letters.close()
         runtime.close()
 
 
@@ -226,10 +215,13 @@ def _from_the_record(runtime: Runtime, projection: Any, verb: str, work: Any) ->
 @projections.command("status")
 @click.option("--max-lag", type=int, default=None, help="Exit 1 when a projection lags more than this.")
 def projections_status(max_lag: int | None) -> None:
-    """Each projection's position, head and lag (exit 0 when the store is reachable: a health check)."""
+    """Each projection's (and the relay's) position, head, lag and state (exit 0 when the store is reachable:
+    a health check)."""
+    from app.status import statuses as progress_of
+
     runtime = _runtime()
     try:
-        statuses = runtime.runner.status(runtime.network.head_position())
+        statuses = progress_of(runtime)
         json.dump(statuses, sys.stdout, indent=2)
         click.echo()
     finally:

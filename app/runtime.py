@@ -3,7 +3,9 @@ tokens and idempotency keys."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
+from typing import Any
 
 from app.auth import TokenStore
 from app.idempotency import IdempotencyStore
@@ -27,6 +29,8 @@ class Runtime:
     tokens: TokenStore
     idempotency: IdempotencyStore
     leadership: FileLeadership | AdvisoryLeadership
+    _stream_lag: Any = None  # consumers.lag.StreamLag, made on first use in streaming mode
+    _stream_lag_made: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -47,6 +51,7 @@ class Runtime:
             head=network.head_position,
             projections=[IndexProjection(), AuditProjection()],
             leads=leadership,
+            stalled_after=settings.stall_seconds,
         )
         return cls(
             settings=settings,
@@ -62,7 +67,20 @@ class Runtime:
         if self.settings.project_in_process:
             self.runner.start()
 
+    def stream_lag(self) -> Any:
+        """The consumer groups' lag probe (None unless streaming), shared by the requests of this process."""
+        if not self.settings.kafka_bootstrap:
+            return None
+        with self._stream_lag_made:
+            if self._stream_lag is None:
+                from app.status import stream_lag_for
+
+                self._stream_lag = stream_lag_for(self)
+        return self._stream_lag
+
     def close(self) -> None:
+        if self._stream_lag is not None:
+            self._stream_lag.close()
         self.runner.stop()
         self.leadership.release()
         self.views.dispose()

@@ -17,6 +17,7 @@ class Settings:
     kafka_bootstrap: str | None = None
     kafka_topic_prefix: str = "puja"
     min_position_timeout: float = 5.0
+    stall_seconds: float = 60.0
     max_body_bytes: int = 1024 * 1024
     cipher_key: str | None = field(default=None, repr=False)  # PUJA_CIPHER_KEY: events encrypted at rest
     extra: dict[str, str] = field(default_factory=dict)
@@ -31,6 +32,8 @@ class Settings:
             log_level=(env.get("PUJA_LOG_LEVEL") or "INFO").upper(),
             kafka_bootstrap=env.get("PUJA_KAFKA_BOOTSTRAP") or None,
             kafka_topic_prefix=env.get("PUJA_KAFKA_TOPIC_PREFIX") or "puja",
+            # /readyz: a projection (or, streaming, the relay) behind and not moving this long has stalled
+            stall_seconds=float(env.get("PUJA_STALL_SECONDS") or 60),
             # Streaming mode: `puja consume index|audit` feed the projections; the API only reads them.
             project_in_process=not env.get("PUJA_KAFKA_BOOTSTRAP"),
             cipher_key=env.get("PUJA_CIPHER_KEY") or None,

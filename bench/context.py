@@ -22,6 +22,7 @@ class Sizes:
     snapshot_samples: int
     full_replays: int
     catchup_events: int
+    stream_events: int = 20_000
 
     @classmethod
     def full(cls) -> Sizes:
@@ -43,6 +44,7 @@ class Sizes:
             snapshot_samples=100,
             full_replays=3,
             catchup_events=20_000,
+            stream_events=5_000,
         )
 
 

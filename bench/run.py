@@ -29,7 +29,7 @@ from bench.common import Row
 from bench.context import Context, PostgresUnavailable, Sizes
 from bench.pg import PostgresCluster, pgbench_path
 
-SCENARIOS = ("http", "app", "snapshots", "catchup")
+SCENARIOS = ("http", "app", "snapshots", "catchup", "stream")
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
@@ -39,7 +39,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only", default=",".join(SCENARIOS), help=f"comma-separated, of {', '.join(SCENARIOS)}"
     )
-    parser.add_argument("--backends", default="sqlite,postgres", help="for http and snapshots")
+    parser.add_argument("--backends", default="sqlite,postgres", help="for http, snapshots and stream")
     parser.add_argument("--catchup-backend", default="sqlite", choices=("sqlite", "postgres"))
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2: one per core)")
@@ -48,6 +48,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--seconds", type=float, help="each measured window (default 10, --quick 3)")
     parser.add_argument("--catchup-events", type=int, help="size of the catch-up store (default 200,000)")
+    parser.add_argument("--stream-events", type=int, help="size of the streamed store (default 20,000)")
     parser.add_argument("--snapshot-events", type=int, help="events of the long replication (default 10,000)")
     parser.add_argument(
         "--no-idempotency-keys", action="store_true", help="send HTTP commands without an Idempotency-Key"
@@ -68,6 +69,8 @@ def sizes_of(args: argparse.Namespace) -> Sizes:
         changes["seconds"] = args.seconds
     if args.catchup_events:
         changes["catchup_events"] = args.catchup_events
+    if args.stream_events:
+        changes["stream_events"] = args.stream_events
     if args.snapshot_events:
         changes["snapshot_events"] = args.snapshot_events
     return Sizes(**{**sizes.__dict__, **changes})
@@ -75,7 +78,7 @@ def sizes_of(args: argparse.Namespace) -> Sizes:
 
 def plan(ctx: Context, only: list[str]) -> list[tuple[str, str, Callable[[], list[Row]], int]]:
     """(scenario, backend, run, steps) in the order they run."""
-    from bench.scenarios import app_layer, catchup, http, snapshots
+    from bench.scenarios import app_layer, catchup, http, snapshots, stream
 
     steps: list[tuple[str, str, Callable[[], list[Row]], int]] = []
     if "http" in only:
@@ -96,6 +99,11 @@ def plan(ctx: Context, only: list[str]) -> list[tuple[str, str, Callable[[], lis
                 catchup.STEPS,
             )
         )
+    if "stream" in only:
+        run = functools.partial(stream.run, ctx, ctx.backends)
+        steps.append(
+            ("stream", ",".join(ctx.backends), run, 1 + stream.STEPS_PER_BACKEND * len(ctx.backends))
+        )
     return steps
 
 
@@ -109,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     backends = tuple(b for b in args.backends.split(",") if b)
     needs_postgres = (
         "app" in only
-        or ("postgres" in backends and ({"http", "snapshots"} & set(only)))
+        or ("postgres" in backends and ({"http", "snapshots", "stream"} & set(only)))
         or ("catchup" in only and args.catchup_backend == "postgres")
     )
     # A stop by SIGTERM unwinds like Ctrl-C, so that the server and the cluster are stopped in `finally`.

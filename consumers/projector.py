@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from typing import Any
 
-from kafka import TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 from sqlalchemy.exc import OperationalError
 
 from consumers.envelope import TYPE_PREFIX
@@ -23,6 +25,35 @@ from projections.store import ViewStore
 from projections.tracking import advance_watermark, hold, register
 
 log = logging.getLogger(__name__)
+
+MAX_POLL_RECORDS = 500  # one view transaction per poll
+RETRY_SECONDS = 1.0
+
+
+def group_of(prefix: str, projection: str) -> str:
+    """The consumer group of a projection's consumers."""
+    return f"{prefix}-{projection}"
+
+
+def make_consumer(bootstrap: str, topic_names: list[str], group: str) -> KafkaConsumer:
+    return KafkaConsumer(
+        *topic_names,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        client_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,  # committed after the view transaction
+        max_poll_records=MAX_POLL_RECORDS,
+        fetch_max_wait_ms=100,
+        # A consumer that died (SIGKILL, a lost host) gives its partitions to the others after 10 s, not 45.
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=3_000,
+    )
+
+
+def make_dead_letters(bootstrap: str) -> KafkaProducer:
+    """A producer of raw bytes (messages go to the dead letters as they came)."""
+    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_block_ms=10_000)
 
 
 def record_from_message(value: bytes) -> EventRecord:
@@ -83,7 +114,15 @@ class TopicProjector:
             log.warning("projection store unavailable; the poll will be delivered again: %s", error)
             self._rewind(messages)
             return 0
-        self.consumer.commit()
+        except KafkaError as error:  # a dead letter was not acknowledged: nothing of this poll is committed
+            log.warning("the dead letters are not reachable; the poll will be delivered again: %r", error)
+            self._rewind(messages)
+            return 0
+        try:
+            self.consumer.commit()
+        except KafkaError as error:
+            # The views hold the poll already; a later commit covers it, and what comes again is skipped.
+            log.warning("offsets not committed (the group is rebalancing or the broker is away): %r", error)
         return applied
 
     def _one_by_one(self, messages: list[Any]) -> int:
@@ -99,7 +138,7 @@ class TopicProjector:
             except OperationalError:
                 raise
             except Exception as error:
-                self._dead_letter(message, error)
+                self._dead_letter(message, error)  # raises KafkaError when not acknowledged
         return applied
 
     def _dead_letter(self, message: Any, error: Exception) -> None:
@@ -118,8 +157,11 @@ class TopicProjector:
             ("original_partition", str(message.partition).encode()),
             ("original_offset", str(message.offset).encode()),
         ]
-        self.dead_letters.send(f"{message.topic}.dlq", key=message.key, value=message.value, headers=headers)
+        sent = self.dead_letters.send(
+            f"{message.topic}.dlq", key=message.key, value=message.value, headers=headers
+        )
         self.dead_letters.flush()
+        sent.get(timeout=30)
 
     def _rewind(self, messages: list[Any]) -> None:
         first: dict[Any, int] = {}
@@ -128,3 +170,45 @@ class TopicProjector:
             first[tp] = min(first.get(tp, m.offset), m.offset)
         for tp, offset in first.items():
             self.consumer.seek(tp, offset)
+
+
+def run_consumer(
+    store: Any,
+    projection: Any,
+    bootstrap: str,
+    prefix: str,
+    stop: threading.Event,
+    *,
+    group: str | None = None,
+) -> None:
+    """`puja consume <projection>`: poll and apply until `stop` is set. The client reconnects by itself when
+    the broker restarts; an error of the poll is logged and the poll retried."""
+    from consumers.relay import ensure_topics, topics
+
+    group = group or group_of(prefix, projection.name)
+    while True:  # a broker that is not up yet is waited for
+        consumer: KafkaConsumer | None = None
+        try:
+            # The topics exist before the group forms, whoever starts first: else the first assignment would
+            # leave out a topic the relay had not created yet, until the next metadata refresh.
+            ensure_topics(bootstrap, prefix)
+            consumer = make_consumer(bootstrap, topics(prefix), group)
+            dead_letters = make_dead_letters(bootstrap)
+            break
+        except KafkaError as error:
+            log.warning("Kafka is not reachable; retrying: %r", error)
+            if consumer is not None:
+                consumer.close()
+            if stop.wait(RETRY_SECONDS):
+                return
+    try:
+        projector = TopicProjector(store, projection, consumer, dead_letters, group)
+        while not stop.is_set():
+            try:
+                projector.poll_once(timeout_ms=500)
+            except KafkaError as error:
+                log.warning("polling %s failed; retrying: %r", group, error)
+                stop.wait(RETRY_SECONDS)
+    finally:
+        consumer.close()
+        dead_letters.close(timeout=5)

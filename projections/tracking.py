@@ -55,6 +55,8 @@ class Projection:
         raise NotImplementedError
 
 
+WATERMARK_CHUNK = 1000
+
 _POSITION = select(projection_positions.c.position).where(projection_positions.c.name == bindparam("b_name"))
 _START = insert(projection_positions)
 _CLAIM = update(projection_positions).where(
@@ -145,17 +147,27 @@ def advance_watermark(conn: Connection, name: str, applied: Iterable[int]) -> in
         }
         new = [p for p in fresh if p not in known]
         if new:
-            conn.execute(insert(applied_positions), [{"name": name, "position": p} for p in new])
-    following = conn.execute(
-        select(applied_positions.c.position)
-        .where(applied_positions.c.name == name, applied_positions.c.position > current)
-        .order_by(applied_positions.c.position)
-    ).scalars()
+            # Two consumers of one group may both hold a message for a moment while partitions move: the
+            # one that comes second finds the position there and leaves it (no error, no dead letter).
+            conn.execute(_insert_new(conn), [{"name": name, "position": p} for p in new])
     watermark = current
-    for position in following:
-        if position != watermark + 1:
-            break
-        watermark = position
+    while True:  # read the positions held above in chunks, up to the first gap (not all of them every time)
+        following = list(
+            conn.execute(
+                select(applied_positions.c.position)
+                .where(applied_positions.c.name == name, applied_positions.c.position > watermark)
+                .order_by(applied_positions.c.position)
+                .limit(WATERMARK_CHUNK)
+            ).scalars()
+        )
+        for position in following:
+            if position != watermark + 1:
+                break
+            watermark = position
+        else:
+            if len(following) == WATERMARK_CHUNK:
+                continue
+        break
     if watermark > current:
         claim(conn, name, watermark)
         conn.execute(
@@ -164,3 +176,15 @@ def advance_watermark(conn: Connection, name: str, applied: Iterable[int]) -> in
             )
         )
     return watermark
+
+
+def _insert_new(conn: Connection) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgres_insert
+
+        return postgres_insert(applied_positions).on_conflict_do_nothing()
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(applied_positions).on_conflict_do_nothing()
+    return insert(applied_positions)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from conftest import days_ago, innovation_fields
 from kafka import KafkaConsumer, KafkaProducer
+from sqlalchemy import select
 
 from consumers.projector import TopicProjector
 from consumers.relay import Relay, ensure_topics, make_producer, topics
@@ -20,6 +21,7 @@ from projections.audit import AuditProjection
 from projections.index import IndexProjection
 from projections.runner import ProjectionRunner
 from projections.store import ViewStore
+from projections.tables import applied_positions
 from projections.tracking import advance_watermark, read_tracked, register
 from service.network import InnovationNetwork, read_records
 
@@ -221,3 +223,57 @@ def test_in_streaming_mode_the_api_reads_what_the_consumers_projected(
         assert read_back.get_json()["name"] == body["name"]
     finally:
         runtime.close()
+
+
+def test_the_watermark_moves_over_more_contiguous_positions_than_it_reads_at_once(tmp_path: Any) -> None:
+    store = fresh_store(tmp_path / "views.sqlite")
+    register(store.begin, ["audit"])
+    with store.begin() as conn:
+        assert advance_watermark(conn, "audit", range(2, 2_600)) == 0  # position 1 has not arrived
+        assert advance_watermark(conn, "audit", [2_601]) == 0
+    with store.begin() as conn:
+        assert advance_watermark(conn, "audit", [1]) == 2_599, "up to the gap at 2,600, over chunks"
+        assert advance_watermark(conn, "audit", [2_600]) == 2_601
+
+
+def test_two_consumers_holding_the_same_position_at_once_do_not_fail_on_postgresql(
+    postgres_server: str,
+) -> None:
+    """While partitions move between the members of a group, two of them may apply the same message at once:
+    the second waits for the first and leaves its applied position (no error, so no dead letter)."""
+    import threading
+
+    import psycopg
+    from conftest import _with_database
+
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    store = ViewStore(_with_database(postgres_server, name))
+    try:
+        store.create_all()
+        register(store.begin, ["index"])
+        outcome: list[Any] = []
+        with store.begin() as first:
+            advance_watermark(first, "index", [5])
+
+            def second() -> None:
+                try:
+                    with store.begin() as conn:
+                        outcome.append(advance_watermark(conn, "index", [5, 6]))
+                except Exception as error:  # pragma: no cover - the failure this test is about
+                    outcome.append(error)
+
+            other = threading.Thread(target=second)
+            other.start()
+            other.join(1.0)
+            assert other.is_alive(), "the second waits for the first's row"
+        other.join(10)
+        assert outcome == [0], outcome
+        with store.connect() as conn:
+            held = sorted(conn.execute(select(applied_positions.c.position)).scalars())
+        assert held == [5, 6]
+    finally:
+        store.dispose()
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

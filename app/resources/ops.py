@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from flask import Response
@@ -11,31 +12,15 @@ from prometheus_client.core import GaugeMetricFamily
 
 from app.http import runtime
 from app.problems import problem_response
-from projections.tracking import read_tracked
+from app.status import statuses
 
 blp = Blueprint("operations", __name__, description="Health, readiness, projections and metrics.")
 
 
 def projection_status() -> list[dict[str, Any]]:
-    """The in-process projections, and the relay to Kafka once one has run against this store."""
+    """The projections and the relay; in streaming mode also each consumer group's lag in messages."""
     rt = runtime()
-    head = rt.network.head_position()
-    statuses: list[dict[str, Any]] = rt.runner.status(head)
-    with rt.views.connect() as conn:
-        relay = read_tracked(conn, ["relay"]).get("relay")
-    if relay is not None:
-        lag = max(head - relay.position, 0)
-        statuses.append(
-            {
-                "name": "relay",
-                "position": relay.position,
-                "head_position": head,
-                "lag": lag,
-                "last_advanced_at": relay.last_advanced_at.isoformat() if relay.last_advanced_at else None,
-                "status": "ok" if lag == 0 else "catching_up",
-            }
-        )
-    return statuses
+    return statuses(rt, rt.stream_lag())
 
 
 @blp.route("/healthz", methods=["GET"])
@@ -46,15 +31,19 @@ def healthz() -> Any:
 @blp.route("/readyz", methods=["GET"])
 def readyz() -> Any:
     try:
-        statuses = projection_status()
+        found = projection_status()
     except Exception as error:  # the store cannot be read
         return problem_response(503, "not-ready", f"The event store is not reachable: {error}")
-    stalled = [p["name"] for p in statuses if p["status"] == "stalled"]
+    stalled = [p["name"] for p in found if p["status"] == "stalled" and p["required"]]
     if stalled:
         return problem_response(
-            503, "not-ready", f"Projections stalled: {', '.join(stalled)}.", projections=statuses
+            503,
+            "not-ready",
+            f"Stalled (behind and not advancing for over {runtime().settings.stall_seconds:g} s): "
+            f"{', '.join(stalled)}.",
+            projections=found,
         )
-    return {"status": "ready", "projections": statuses}
+    return {"status": "ready", "projections": found}
 
 
 @blp.route("/api/v1/projections", methods=["GET"])
@@ -67,18 +56,45 @@ class ProjectionCollector:
         self.statuses = statuses
 
     def collect(self) -> Any:
-        position = GaugeMetricFamily(
-            "puja_projection_position", "Last applied global position", labels=["projection"]
+        label = ["projection"]
+        position = GaugeMetricFamily("puja_projection_position", "Last applied global position", labels=label)
+        head = GaugeMetricFamily("puja_projection_head_position", "Head of the event store", labels=label)
+        lag = GaugeMetricFamily("puja_projection_lag", "Events not yet applied", labels=label)
+        quiet = GaugeMetricFamily(
+            "puja_projection_seconds_since_advance",
+            "Seconds since the position last moved (NaN: never)",
+            labels=label,
         )
-        head = GaugeMetricFamily(
-            "puja_projection_head_position", "Head of the event store", labels=["projection"]
+        stalled = GaugeMetricFamily(
+            "puja_projection_stalled", "1 when behind and not advancing (PUJA_STALL_SECONDS)", labels=label
         )
-        lag = GaugeMetricFamily("puja_projection_lag", "Events not yet applied", labels=["projection"])
+        group = ["projection", "group"]
+        committed = GaugeMetricFamily(
+            "puja_consumer_group_committed_offset",
+            "Offsets the projection's consumer group committed, summed over the topics' partitions",
+            labels=group,
+        )
+        end = GaugeMetricFamily(
+            "puja_consumer_group_end_offset", "End offsets of the topics the group reads", labels=group
+        )
+        behind = GaugeMetricFamily(
+            "puja_consumer_group_lag_messages", "Messages the group has not committed yet", labels=group
+        )
         for status in self.statuses:
-            position.add_metric([status["name"]], status["position"])
-            head.add_metric([status["name"]], status["head_position"])
-            lag.add_metric([status["name"]], status["lag"])
-        yield from (position, head, lag)
+            name = [status["name"]]
+            position.add_metric(name, status["position"])
+            head.add_metric(name, status["head_position"])
+            lag.add_metric(name, status["lag"])
+            since = status["seconds_since_advance"]
+            quiet.add_metric(name, math.nan if since is None else since)
+            stalled.add_metric(name, 1 if status["status"] == "stalled" else 0)
+            stream = status.get("stream")
+            if stream and stream["lag_messages"] is not None:
+                labels = [status["name"], stream["group"]]
+                committed.add_metric(labels, stream["committed_offset"])
+                end.add_metric(labels, stream["end_offset"])
+                behind.add_metric(labels, stream["lag_messages"])
+        yield from (position, head, lag, quiet, stalled, committed, end, behind)
 
 
 @blp.route("/asyncapi.json", methods=["GET"])
