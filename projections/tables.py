@@ -92,6 +92,28 @@ replications = Table(
     Index("replications_by_innovation_status", "innovation_id", "status", "adopting_region"),
 )
 
+# One row per evaluation of a practice (an innovation in its own region, or a replication in the adopting
+# region), for the region score (index.md): `latest` marks the evaluation that counts for its (subject, year) —
+# the latest by `evaluated_on`, then by position.
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("evaluation_id", String(ID), primary_key=True),
+    Column("position", Position, nullable=False, unique=True),
+    Column("subject_kind", String(ENUM), nullable=False),  # "innovation" | "replication"
+    Column("subject_id", String(ID), nullable=False),
+    Column("region", String(REGION), nullable=False, index=True),
+    Column("year", Integer, nullable=False),
+    Column("catalogue", String(ENUM), nullable=False),
+    Column("evaluated_on", Date, nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("score", String(12), nullable=False),  # the exact decimal, e.g. "81.08"
+    Column("category", String(ENUM), nullable=False),
+    Column("latest", Boolean, nullable=False),
+    Index("evaluations_by_subject_year", "subject_id", "year"),
+    Index("evaluations_by_year_latest", "year", "latest", "region"),
+)
+
 audit_events = Table(
     "audit_events",
     metadata,
@@ -118,3 +140,6 @@ applied_positions = Table(
     Column("name", String(100), primary_key=True),
     Column("position", Position, primary_key=True, autoincrement=False),
 )
+
+#: The tables of the index projection (rebuilt together from the events).
+INDEX_TABLES = (innovations, innovation_urusan, replications, evaluations)
