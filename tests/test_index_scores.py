@@ -9,14 +9,22 @@ alat_kerja, rkpd, kecepatan_hasil, layanan_terintegrasi, kecepatan_penciptaan, m
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Callable
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 from conftest import innovation_fields
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
+from domain.acting import Actor, acting_as
 from domain.calendar import today
+from domain.catalogue import region_index
+from domain.errors import InvalidInput, RuleViolation
+from domain.evaluation import EvaluationInput
 from projections import ProjectionRunner, ViewStore, all_projections, scores
 from service.network import read_records
 
@@ -368,6 +376,137 @@ def test_rebuilding_the_projection_from_the_events_gives_the_same_figures(
                 assert scores.region_detail(fresh, period, code) == scores.region_detail(
                     api.runtime.views, period, code
                 )
+    finally:
+        runner.stop()
+        fresh.dispose()
+
+
+# --- property: any history, rebuilt into a fresh view store, gives the same figures ----------------
+
+PLACES = ("35.04", "35.05", "35.06", "35.07", "35.71")
+FIRST_DAY = date(2024, 1, 1)
+Op = tuple[str, int, int]
+
+operations = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "register",
+                "register_trial",
+                "innovation_penerapan",
+                "propose",
+                "agree",
+                "trial",
+                "implement",
+                "reject",
+                "discontinue",
+                "evaluate_innovation",
+                "evaluate_replication",
+                "retire",
+            ]
+        ),
+        st.integers(0, 20),
+        st.integers(0, 20),
+    ),
+    min_size=5,
+    max_size=36,
+)
+
+
+def play(network: Any, ops: list[Op], after_each: Callable[[], Any]) -> None:
+    """Apply the operations in the order given, one every 20 days from 2024-01-01; refused ones are skipped
+    (the rules decide what a history can contain)."""
+    own: list[UUID] = []
+    adopted: list[UUID] = []
+    levels = list(LEVELS_90)
+    for number, (kind, a, b) in enumerate(ops):
+        on = FIRST_DAY + timedelta(days=20 * number)
+        pick = own[a % len(own)] if own else None
+        chosen = adopted[a % len(adopted)] if adopted else None
+        stated = {code: (a + b + i) % 4 for i, code in enumerate(levels[: 1 + b % len(levels)])}
+        try:
+            if kind in ("register", "register_trial"):
+                fields = innovation_fields(region=PLACES[a % len(PLACES)], name=f"Inovasi {number}")
+                fields.update(stage="penerapan" if kind == "register" else "uji_coba", started_on=on)
+                own.append(network.register_innovation(**fields).aggregate.id)
+            elif pick is None:
+                continue
+            elif kind == "innovation_penerapan":
+                network.advance_innovation_stage(pick, "penerapan", on)
+            elif kind == "propose":
+                adopter = PLACES[b % len(PLACES)]
+                outcome = network.propose_replication(
+                    innovation_id=pick, adopting_region=adopter, rationale="Cocok.", proposed_on=on
+                )
+                adopted.append(outcome.aggregate.id)
+            elif kind == "evaluate_innovation":
+                network.evaluate_innovation(pick, EvaluationInput(on.year, stated, on, {}))
+            elif kind == "retire":
+                network.retire_innovation(pick, "Selesai.", on)
+            elif chosen is None:
+                continue
+            elif kind == "agree":
+                network.sign_agreement(chosen, document="pks", document_number="PKS/1", signed_on=on)
+            elif kind in ("trial", "implement"):
+                stage = "uji_coba" if kind == "trial" else "penerapan"
+                network.advance_adoption(chosen, stage=stage, effective_on=on)
+            elif kind == "reject":
+                network.reject_replication(chosen, reason="Belum siap.", rejected_on=on)
+            elif kind == "discontinue":
+                network.discontinue_replication(chosen, reason="Anggaran habis.", effective_on=on)
+            elif kind == "evaluate_replication":
+                network.evaluate_replication(chosen, EvaluationInput(on.year, stated, on, {}))
+        except (RuleViolation, InvalidInput):
+            continue
+        after_each()
+
+
+def figures_of(store: ViewStore) -> dict[int, Any]:
+    answer: dict[int, Any] = {}
+    for year in (2024, 2025, 2026):
+        period = scores.period_of(year, on=date(2026, 6, 30))
+        answer[year] = (
+            scores.region_rows(store, period, province="35", limit=1000, sort="index").items,
+            [scores.region_detail(store, period, code) for code in PLACES],
+        )
+    return answer
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(ops=operations)
+def test_any_history_rebuilt_from_the_events_gives_the_same_figures(
+    runtime: Any, tmp_path_factory: Any, ops: list[Op]
+) -> None:
+    network = runtime.network
+    with acting_as(Actor("property", "admin", "req-property")):
+        play(network, ops, runtime.runner.catch_up)  # the served views follow event by event
+    assert runtime.runner.catch_up() == network.head_position()
+    fresh = ViewStore(f"sqlite:///{tmp_path_factory.mktemp('rebuilt') / 'views.sqlite'}")
+    fresh.create_all()
+    runner = ProjectionRunner(
+        fresh,
+        lambda after, limit: read_records(network, after, limit),
+        network.head_position,
+        all_projections(),
+    )
+    try:
+        assert runner.catch_up() == network.head_position()
+        served, rebuilt = figures_of(runtime.views), figures_of(fresh)
+        assert rebuilt == served
+        scored = sum(1 for items, _ in served.values() for row in items if row["index"] > 0)
+        event(f"rows with an index above 0: {min(scored, 5)}{'+' if scored >= 5 else ''}")
+        for rows_of_year, details in served.values():
+            assert [row["rank"] for row in rows_of_year] == list(range(1, len(rows_of_year) + 1))
+            for detail in details:  # the breakdown recomputes the figure
+                score = detail["breakdown"]["score"]
+                catalogue = scores.catalogues().get(score["catalogue"])
+                totals = [e["total"] for e in score["evaluations"]]
+                again = region_index(totals, len(score["practices"]), catalogue)
+                assert float(again.index) == detail["index"] == score["index"]
     finally:
         runner.stop()
         fresh.dispose()
