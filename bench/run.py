@@ -4,6 +4,7 @@ bench/results/latest.json (and a time-stamped copy).
     .venv/bin/python -m bench.run            # full sizes (what `make bench` runs)
     .venv/bin/python -m bench.run --quick    # small sizes, for development
     .venv/bin/python -m bench.run --only http,snapshots --backends sqlite
+    .venv/bin/python -m bench.run --only index   # index views at national scale (SQLite)
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from bench.common import Row
 from bench.context import Context, PostgresUnavailable, Sizes
 from bench.pg import PostgresCluster, pgbench_path
 
-SCENARIOS = ("http", "app", "snapshots", "catchup")
+SCENARIOS = ("http", "app", "snapshots", "catchup", "index")
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
@@ -75,7 +76,7 @@ def sizes_of(args: argparse.Namespace) -> Sizes:
 
 def plan(ctx: Context, only: list[str]) -> list[tuple[str, str, Callable[[], list[Row]], int]]:
     """(scenario, backend, run, steps) in the order they run."""
-    from bench.scenarios import app_layer, catchup, http, snapshots
+    from bench.scenarios import app_layer, catchup, http, index, snapshots
 
     steps: list[tuple[str, str, Callable[[], list[Row]], int]] = []
     if "http" in only:
@@ -96,6 +97,8 @@ def plan(ctx: Context, only: list[str]) -> list[tuple[str, str, Callable[[], lis
                 catchup.STEPS,
             )
         )
+    if "index" in only:
+        steps.append(("index", "sqlite", functools.partial(index.run, ctx), index.STEPS))
     return steps
 
 

@@ -141,11 +141,12 @@ def figures(conn: Connection, period: Period, code: str | None = None) -> dict[s
         .where(r.proposed_on <= on)
         .group_by(r.adopting_region, status)
     )
+    not_rejected = or_(r.rejected_on.is_(None), r.rejected_on > on)
     as_source = (
         select(
             r.source_region,
-            func.count(case((status != DITOLAK, r.adopting_region)).distinct()),
-            func.count(case((status == PENERAPAN, r.adopting_region)).distinct()),
+            func.count(case((not_rejected, r.adopting_region)).distinct()),
+            func.count(case((_replication_practice(on), r.adopting_region)).distinct()),
         )
         .where(r.proposed_on <= on)
         .group_by(r.source_region)
@@ -198,7 +199,8 @@ class Standing:
 
 
 class _Standings:
-    """Every region's standing in a period, at one state of the index projection."""
+    """Every region's standing in a period, at one state of the index projection: its row (without rank),
+    ranked nationally, and the ranking within each filter asked for (kept once computed)."""
 
     def __init__(self, period: Period, found: dict[str, Figures]) -> None:
         self.period = period
@@ -208,7 +210,27 @@ class _Standings:
             score = region_index_of(fig.evaluated, fig.evaluated_total, fig.practices, period.catalogue)
             self.by_code[region.code] = Standing(region, fig, score)
         self.ranked: list[Standing] = sorted(self.by_code.values(), key=_rank_key)
-        self.national_rank = {s.region.code: n for n, s in enumerate(self.ranked, start=1)}
+        self.rows = {code: _row(standing, period) for code, standing in self.by_code.items()}
+        self._filtered: dict[tuple[str | None, str | None], list[Standing]] = {}
+        self._lock = threading.Lock()
+
+    def within(self, province: str | None, type: str | None) -> list[Standing]:
+        """The standings within a filter, in rank order (rank = position + 1)."""
+        key = (province, type)
+        found = self._filtered.get(key)
+        if found is None:
+            found = [
+                s
+                for s in self.ranked
+                if (province is None or s.region.province == province)
+                and (type is None or s.region.type == type)
+            ]
+            with self._lock:
+                self._filtered[key] = found
+        return found
+
+    def national_rank(self, code: str) -> int:
+        return self.within(None, None).index(self.by_code[code]) + 1
 
 
 def _rank_key(standing: Standing) -> tuple[Decimal, int, str]:
@@ -259,7 +281,7 @@ def standings(store: ViewStore, conn: Connection, period: Period) -> _Standings:
 # --- rows -------------------------------------------------------------------------------------
 
 
-def _row(standing: Standing, period: Period, rank: int) -> dict[str, Any]:
+def _row(standing: Standing, period: Period) -> dict[str, Any]:
     region, fig, score = standing.region, standing.figures, standing.score
     return {
         "code": region.code,
@@ -272,7 +294,6 @@ def _row(standing: Standing, period: Period, rank: int) -> dict[str, Any]:
         "innovations": fig.innovations,
         "replications_as_source": {"adopters": fig.adopters, "at_penerapan": fig.at_penerapan},
         "replications_as_adopter": {status: fig.as_adopter.get(status, 0) for status in STATUSES},
-        "rank": rank,
     }
 
 
@@ -310,16 +331,15 @@ def region_rows(
     after = _sorted_cursor(cursor, sort, _CURSOR_SHAPES.get(sort, ["int", "str"]))
     with store.connect() as conn:
         board = standings(store, conn, period)
-    chosen = [
-        s
-        for s in board.ranked
-        if (province is None or s.region.province == province) and (type is None or s.region.type == type)
-    ]
-    rows = {s.region.code: _row(s, period, rank) for rank, s in enumerate(chosen, start=1)}
-    keyed = sorted(((_sort_key(sort, s), s.region.code) for s in chosen), key=lambda kc: kc[0])
+    chosen = board.within(province, type)
+    rank = {s.region.code: number for number, s in enumerate(chosen, start=1)}
+    keyed = [(_sort_key(sort, s), s.region.code) for s in chosen]
+    if sort != "index":  # the standings are in index order already
+        keyed.sort(key=lambda kc: kc[0])
     if after is not None:
         keyed = [(key, code) for key, code in keyed if key > after]
-    return _keyed_page([(key, rows[code]) for key, code in keyed], sort, limit)
+    page = keyed[: limit + 1]
+    return _keyed_page([(key, {**board.rows[code], "rank": rank[code]}) for key, code in page], sort, limit)
 
 
 def region_detail(store: ViewStore, period: Period, code: str) -> dict[str, Any] | None:
@@ -334,8 +354,7 @@ def region_detail(store: ViewStore, period: Period, code: str) -> dict[str, Any]
         practices = list(_practices(conn, period, code))
         counted = list(_counted_evaluations(conn, period, code))
         lists = _lists(conn, period, code)
-    standing = board.by_code[code]
-    row = _row(standing, period, board.national_rank[code])
+    row = {**board.rows[code], "rank": board.national_rank(code)}
     row["breakdown"] = {"score": _score_breakdown(period, practices, counted), **lists}
     return row
 

@@ -56,6 +56,10 @@ innovations = Table(
     Column("retired_on", Date, nullable=True),
     Column("version", Integer, nullable=False),
     Column("doc", JSON, nullable=False),
+    # Covering indexes of the figures "as of a date" (projections/scores.py): the region score reads them
+    # without touching the documents.
+    Index("innovations_as_of", "region", "started_on", "penerapan_on", "retired_on"),
+    Index("innovations_practice", "innovation_id", "penerapan_on", "retired_on"),
 )
 
 innovation_urusan = Table(
@@ -90,6 +94,26 @@ replications = Table(
     Column("version", Integer, nullable=False),
     Column("doc", JSON, nullable=False),
     Index("replications_by_innovation_status", "innovation_id", "status", "adopting_region"),
+    Index(
+        "replications_as_of_adopter",
+        "adopting_region",
+        "proposed_on",
+        "signed_on",
+        "rejected_on",
+        "uji_coba_on",
+        "penerapan_on",
+        "discontinued_on",
+    ),
+    Index(
+        "replications_as_of_source",
+        "source_region",
+        "adopting_region",
+        "proposed_on",
+        "rejected_on",
+        "penerapan_on",
+        "discontinued_on",
+    ),
+    Index("replications_practice", "replication_id", "penerapan_on", "discontinued_on"),
 )
 
 # One row per evaluation of a practice (an innovation in its own region, or a replication in the adopting
@@ -111,7 +135,7 @@ evaluations = Table(
     Column("category", String(ENUM), nullable=False),
     Column("latest", Boolean, nullable=False),
     Index("evaluations_by_subject_year", "subject_id", "year"),
-    Index("evaluations_by_year_latest", "year", "latest", "region"),
+    Index("evaluations_counted", "year", "latest", "region", "subject_id", "total"),
 )
 
 audit_events = Table(

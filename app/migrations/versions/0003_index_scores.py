@@ -36,13 +36,59 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("evaluations", schema=None) as batch_op:
         batch_op.create_index("evaluations_by_subject_year", ["subject_id", "year"], unique=False)
-        batch_op.create_index("evaluations_by_year_latest", ["year", "latest", "region"], unique=False)
+        batch_op.create_index(
+            "evaluations_counted", ["year", "latest", "region", "subject_id", "total"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_evaluations_region"), ["region"], unique=False)
+    # Covering indexes of the figures "as of a date" (projections/scores.py).
+    with op.batch_alter_table("innovations", schema=None) as batch_op:
+        batch_op.create_index(
+            "innovations_as_of", ["region", "started_on", "penerapan_on", "retired_on"], unique=False
+        )
+        batch_op.create_index(
+            "innovations_practice", ["innovation_id", "penerapan_on", "retired_on"], unique=False
+        )
+    with op.batch_alter_table("replications", schema=None) as batch_op:
+        batch_op.create_index(
+            "replications_as_of_adopter",
+            [
+                "adopting_region",
+                "proposed_on",
+                "signed_on",
+                "rejected_on",
+                "uji_coba_on",
+                "penerapan_on",
+                "discontinued_on",
+            ],
+            unique=False,
+        )
+        batch_op.create_index(
+            "replications_as_of_source",
+            [
+                "source_region",
+                "adopting_region",
+                "proposed_on",
+                "rejected_on",
+                "penerapan_on",
+                "discontinued_on",
+            ],
+            unique=False,
+        )
+        batch_op.create_index(
+            "replications_practice", ["replication_id", "penerapan_on", "discontinued_on"], unique=False
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("replications", schema=None) as batch_op:
+        batch_op.drop_index("replications_practice")
+        batch_op.drop_index("replications_as_of_source")
+        batch_op.drop_index("replications_as_of_adopter")
+    with op.batch_alter_table("innovations", schema=None) as batch_op:
+        batch_op.drop_index("innovations_practice")
+        batch_op.drop_index("innovations_as_of")
     with op.batch_alter_table("evaluations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_evaluations_region"))
-        batch_op.drop_index("evaluations_by_year_latest")
+        batch_op.drop_index("evaluations_counted")
         batch_op.drop_index("evaluations_by_subject_year")
     op.drop_table("evaluations")
