@@ -460,51 +460,86 @@ def _score_breakdown(
 
 
 def _lists(conn: Connection, period: Period, code: str) -> dict[str, list[dict[str, Any]]]:
+    """The region's innovations and replications that exist by the period's date, each as it was then
+    (read from the columns, not the documents)."""
     i, r = innovations.c, replications.c
     on = period.as_of
     own = conn.execute(
-        select(i.doc).where(i.region == code, i.started_on <= on).order_by(i.created_position)
-    ).scalars()
+        select(i.innovation_id, i.name, i.uji_coba_on, i.penerapan_on, i.retired_on)
+        .where(i.region == code, i.started_on <= on)
+        .order_by(i.created_position)
+    ).all()
+    adopters: dict[str, int] = {
+        innovation_id: int(n)
+        for innovation_id, n in conn.execute(
+            select(r.innovation_id, func.count(r.adopting_region.distinct()))
+            .select_from(replications.join(innovations, i.innovation_id == r.innovation_id))
+            .where(i.region == code, _replication_practice(on))
+            .group_by(r.innovation_id)
+        )
+    }
     status = _replication_status(on).label("status_on")
+    columns = (
+        r.replication_id,
+        r.innovation_id,
+        i.name,
+        r.source_region,
+        r.adopting_region,
+        status,
+        r.generation,
+        r.proposed_on,
+        r.penerapan_on,
+    )
+    with_names = replications.outerjoin(innovations, i.innovation_id == r.innovation_id)
     adopted = conn.execute(
-        select(r.doc, status)
+        select(*columns)
+        .select_from(with_names)
         .where(r.adopting_region == code, r.proposed_on <= on)
         .order_by(r.created_position)
     ).all()
     sourced = conn.execute(
-        select(r.doc, status).where(r.source_region == code, r.proposed_on <= on).order_by(r.created_position)
+        select(*columns)
+        .select_from(with_names)
+        .where(r.source_region == code, r.proposed_on <= on)
+        .order_by(r.created_position)
     ).all()
     return {
         "innovations": [
             {
-                "id": doc["id"],
-                "name": doc["name"],
-                "stage": _stage_on(doc, on),
-                "retired": doc["retired_on"] is not None and date.fromisoformat(doc["retired_on"]) <= on,
-                "replication_count": doc["replication_count"],
+                "id": row.innovation_id,
+                "name": row.name,
+                "stage": _stage_on(row.uji_coba_on, row.penerapan_on, on),
+                "retired": row.retired_on is not None and row.retired_on <= on,
+                "replication_count": adopters.get(row.innovation_id, 0),
             }
-            for doc in own
+            for row in own
         ],
-        "as_adopter": [_replication_summary(doc, state, "source_region") for doc, state in adopted],
-        "as_source": [_replication_summary(doc, state, "adopting_region") for doc, state in sourced],
+        "as_adopter": [_replication_summary(row, "source_region") for row in adopted],
+        "as_source": [_replication_summary(row, "adopting_region") for row in sourced],
     }
 
 
-def _stage_on(doc: dict[str, Any], on: date) -> str:
-    reached = [stage for stage, day in doc["stage_dates"].items() if day and date.fromisoformat(day) <= on]
-    order = ("inisiatif", "uji_coba", "penerapan")
-    return max(reached, key=order.index) if reached else doc["stage"]
+def _stage_on(uji_coba_on: date | None, penerapan_on: date | None, on: date) -> str:
+    """An innovation's stage on a date: the dates of its stages (the stage it was registered at is dated by
+    its `started_on`)."""
+    if penerapan_on is not None and penerapan_on <= on:
+        return "penerapan"
+    if uji_coba_on is not None and uji_coba_on <= on:
+        return "uji_coba"
+    return "inisiatif"
 
 
-def _replication_summary(doc: dict[str, Any], status: str, other_side: str) -> dict[str, Any]:
+def _replication_summary(row: Any, other_side: str) -> dict[str, Any]:
+    other = getattr(row, other_side)
+    reached = row.status_on in (PENERAPAN, DIHENTIKAN) and row.penerapan_on is not None
     return {
-        "id": doc["id"],
-        "innovation_id": doc["innovation_id"],
-        "innovation_name": doc["innovation_name"],
-        other_side: doc[other_side],
-        f"{other_side}_name": doc[f"{other_side}_name"],
-        "status": status,
-        "generation": doc["generation"],
-        "proposed_on": doc["proposed_on"],
-        "penerapan_on": doc["stages"]["penerapan"] if status in (PENERAPAN, DIHENTIKAN) else None,
+        "id": row.replication_id,
+        "innovation_id": row.innovation_id,
+        "innovation_name": row.name,
+        other_side: other,
+        f"{other_side}_name": regions.name_of(other),
+        "status": row.status_on,
+        "generation": row.generation,
+        "proposed_on": row.proposed_on.isoformat(),
+        "penerapan_on": row.penerapan_on.isoformat() if reached else None,
     }
