@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, Connection, and_, case, func, literal, or_
 
 from domain import regions
 from domain.calendar import today
-from domain.catalogue import Catalogue, RegionIndex, catalogues, region_index_of
+from domain.catalogue import Catalogue, Catalogues, RegionIndex, catalogues, region_index_of
 from domain.enums import ReplicationStatus
 from domain.regions import REGION_TYPES
 from projections.queries import Page, _check_limit, _keyed_page, _sorted_cursor
@@ -66,12 +66,13 @@ class Period:
     catalogue: Catalogue
 
 
-def period_of(year: int | None, on: date | None = None) -> Period:
-    """`year` (default: the current year in Asia/Jayapura) as of 31 December, or as of today for the current
-    year; raises `UncoveredYear` when no catalogue covers it."""
+def period_of(year: int | None, on: date | None = None, within: Catalogues | None = None) -> Period:
+    """`year` (default: the current year in Asia/Jayapura) as of 31 December, or as of `on` (default: today)
+    for the current year, scored by the catalogue of `within` (default: the packaged ones) that covers it;
+    raises `UncoveredYear` when none does."""
     current = on or today()
     year = current.year if year is None else year
-    catalogue = catalogues().for_year(year)
+    catalogue = (within or catalogues()).for_year(year)
     if catalogue is None:
         raise UncoveredYear(f"No indicator catalogue covers {year}.")
     return Period(year, min(date(year, 12, 31), current), catalogue)

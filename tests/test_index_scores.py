@@ -9,6 +9,7 @@ alat_kerja, rkpd, kecepatan_hasil, layanan_terintegrasi, kecepatan_penciptaan, m
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 
 from domain.acting import Actor, acting_as
 from domain.calendar import today
-from domain.catalogue import region_index
+from domain.catalogue import Catalogues, region_index
 from domain.errors import InvalidInput, RuleViolation
 from domain.evaluation import EvaluationInput
 from projections import ProjectionRunner, ViewStore, all_projections, scores
@@ -348,6 +349,33 @@ def test_the_row_of_the_detail_is_the_row_of_the_listing(api: Any, record: dict[
         breakdown = detail.pop("breakdown")
         assert detail == listed[code]
         assert breakdown["score"]["index"] == detail["index"]
+
+
+def test_a_further_year_is_scored_by_adding_a_catalogue_file_only(
+    api: Any, record: dict[str, Any], tmp_path: Path
+) -> None:
+    packaged = Path(scores.__file__).resolve().parent.parent / "domain" / "catalogues" / "iid-2026.json"
+    data = json.loads(packaged.read_text(encoding="utf-8"))
+    data.update(version="iid-2027", years={"from": 2027, "to": 2027}, divisor_floor=10)
+    data["count_score"] = {"factor": "0.5", "cap": 200}
+    folder = tmp_path / "catalogues"
+    folder.mkdir()
+    (folder / "iid-2026.json").write_text(packaged.read_text(encoding="utf-8"))
+    (folder / "iid-2027.json").write_text(json.dumps(data))
+    found = Catalogues.from_directory(folder)
+    with pytest.raises(scores.UncoveredYear):
+        scores.period_of(2027, on=date(2027, 3, 1))  # the packaged catalogues do not cover 2027
+
+    period = scores.period_of(2027, on=date(2027, 3, 1), within=found)
+    assert (period.catalogue.version, period.as_of) == ("iid-2027", date(2027, 3, 1))
+    row = scores.region_detail(api.runtime.views, period, "35.04")
+    assert row is not None
+    # 2027: the two practices go on, no 2027 evaluation; count = 2 x 0.5 = 1; max 111 + 200 x 0.5 = 211;
+    # 1 / 211 x 100 = 0.4739 -> 0.47
+    score = row["breakdown"]["score"]
+    assert (score["catalogue"], score["k"], score["count_score"], row["index"]) == ("iid-2027", 10, 1.0, 0.47)
+    same_year_2025 = scores.period_of(2025, within=found)
+    assert same_year_2025.catalogue.version == "iid-2026"
 
 
 # --- rebuilding ---------------------------------------------------------------------------------
