@@ -12,16 +12,31 @@ the stream-fed positions applied above it) and reused by every request until the
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, case, func, literal, or_, select
+from sqlalchemy import (
+    Connection,
+    Date,
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.sql.elements import ColumnElement
 
 from domain import regions
 from domain.calendar import today
@@ -94,96 +109,102 @@ class Figures:
     as_adopter: dict[str, int] = field(default_factory=dict)
 
 
-def _innovation_alive(on: date) -> ColumnElement[bool]:
+# Statements are built once, with the date, year and region as parameters: building and keying a statement
+# costs more than running it on SQLite.
+ON = bindparam("b_on", type_=Date)
+YEAR = bindparam("b_year", type_=Integer)
+CODE = bindparam("b_code", type_=String)
+
+
+def _innovation_alive() -> ColumnElement[bool]:
     i = innovations.c
-    return and_(i.started_on <= on, or_(i.retired_on.is_(None), i.retired_on > on))
+    return and_(i.started_on <= ON, or_(i.retired_on.is_(None), i.retired_on > ON))
 
 
-def _innovation_practice(on: date) -> ColumnElement[bool]:
+def _innovation_practice() -> ColumnElement[bool]:
     i = innovations.c
-    return and_(i.penerapan_on <= on, or_(i.retired_on.is_(None), i.retired_on > on))
+    return and_(i.penerapan_on <= ON, or_(i.retired_on.is_(None), i.retired_on > ON))
 
 
-def _replication_practice(on: date) -> ColumnElement[bool]:
+def _replication_practice() -> ColumnElement[bool]:
     r = replications.c
-    return and_(r.penerapan_on <= on, or_(r.discontinued_on.is_(None), r.discontinued_on > on))
+    return and_(r.penerapan_on <= ON, or_(r.discontinued_on.is_(None), r.discontinued_on > ON))
 
 
-def _replication_status(on: date) -> ColumnElement[Any]:
+def _replication_status() -> ColumnElement[Any]:
     """A replication's status on a date, from the business dates of its steps (terminal steps first)."""
     r = replications.c
     return case(
-        (r.rejected_on <= on, literal(DITOLAK)),
-        (r.discontinued_on <= on, literal(DIHENTIKAN)),
-        (r.penerapan_on <= on, literal(PENERAPAN)),
-        (r.uji_coba_on <= on, literal(ReplicationStatus.UJI_COBA.value)),
-        (r.signed_on <= on, literal(ReplicationStatus.DISEPAKATI.value)),
+        (r.rejected_on <= ON, literal(DITOLAK)),
+        (r.discontinued_on <= ON, literal(DIHENTIKAN)),
+        (r.penerapan_on <= ON, literal(PENERAPAN)),
+        (r.uji_coba_on <= ON, literal(ReplicationStatus.UJI_COBA.value)),
+        (r.signed_on <= ON, literal(ReplicationStatus.DISEPAKATI.value)),
         else_=literal(ReplicationStatus.DIUSULKAN.value),
     )
 
 
-def figures(conn: Connection, period: Period, code: str | None = None) -> dict[str, Figures]:
-    """Every region's figures (only `code`'s when given), keyed by region code; absent = all zeros."""
-    on, year = period.as_of, period.year
+@functools.cache
+def _figure_statements() -> tuple[Select[Any], ...]:
     i, r, e = innovations.c, replications.c, evaluations.c
-    found: dict[str, Figures] = {}
-
-    def of(region: str) -> Figures:
-        return found.setdefault(region, Figures())
-
-    status = _replication_status(on)
+    status = _replication_status()
     own = (
-        select(i.region, func.count(), func.sum(case((_innovation_practice(on), 1), else_=0)))
-        .where(_innovation_alive(on))
+        select(i.region, func.count(), func.sum(case((_innovation_practice(), 1), else_=0)))
+        .where(_innovation_alive())
         .group_by(i.region)
     )
     as_adopter = (
         select(r.adopting_region, status, func.count())
-        .where(r.proposed_on <= on)
+        .where(r.proposed_on <= ON)
         .group_by(r.adopting_region, status)
     )
-    not_rejected = or_(r.rejected_on.is_(None), r.rejected_on > on)
+    not_rejected = or_(r.rejected_on.is_(None), r.rejected_on > ON)
     as_source = (
         select(
             r.source_region,
             func.count(case((not_rejected, r.adopting_region)).distinct()),
-            func.count(case((_replication_practice(on), r.adopting_region)).distinct()),
+            func.count(case((_replication_practice(), r.adopting_region)).distinct()),
         )
-        .where(r.proposed_on <= on)
+        .where(r.proposed_on <= ON)
         .group_by(r.source_region)
     )
-    counted = and_(e.year == year, e.latest.is_(True))
+    counted = and_(e.year == YEAR, e.latest.is_(True))
     evaluated_innovations = (
         select(e.region, func.count(), func.sum(e.total))
         .select_from(evaluations.join(innovations, i.innovation_id == e.subject_id))
-        .where(counted, _innovation_practice(on))
+        .where(counted, _innovation_practice())
         .group_by(e.region)
     )
     evaluated_replications = (
         select(e.region, func.count(), func.sum(e.total))
         .select_from(evaluations.join(replications, r.replication_id == e.subject_id))
-        .where(counted, _replication_practice(on))
+        .where(counted, _replication_practice())
         .group_by(e.region)
     )
-    if code is not None:
-        own = own.where(i.region == code)
-        as_adopter = as_adopter.where(r.adopting_region == code)
-        as_source = as_source.where(r.source_region == code)
-        evaluated_innovations = evaluated_innovations.where(e.region == code)
-        evaluated_replications = evaluated_replications.where(e.region == code)
+    return own, as_adopter, as_source, evaluated_innovations, evaluated_replications
 
-    for region, n, practices in conn.execute(own):
+
+def figures(conn: Connection, period: Period) -> dict[str, Figures]:
+    """Every region's figures, keyed by region code; absent = all zeros."""
+    found: dict[str, Figures] = {}
+
+    def of(region: str) -> Figures:
+        return found.setdefault(region, Figures())
+
+    params = {"b_on": period.as_of, "b_year": period.year}
+    own, as_adopter, as_source, *evaluated = _figure_statements()
+    for region, n, practices in conn.execute(own, params):
         of(region).innovations = int(n)
         of(region).practices += int(practices or 0)
-    for region, state, n in conn.execute(as_adopter):
+    for region, state, n in conn.execute(as_adopter, params):
         of(region).as_adopter[state] = int(n)
         if state == PENERAPAN:
             of(region).practices += int(n)
-    for region, adopters, at_penerapan in conn.execute(as_source):
+    for region, adopters, at_penerapan in conn.execute(as_source, params):
         of(region).adopters = int(adopters)
         of(region).at_penerapan = int(at_penerapan)
-    for query in (evaluated_innovations, evaluated_replications):
-        for region, n, total in conn.execute(query):
+    for query in evaluated:
+        for region, n, total in conn.execute(query, params):
             of(region).evaluated += int(n)
             of(region).evaluated_total += int(total or 0)
     return found
@@ -212,6 +233,7 @@ class _Standings:
             self.by_code[region.code] = Standing(region, fig, score)
         self.ranked: list[Standing] = sorted(self.by_code.values(), key=_rank_key)
         self.rows = {code: _row(standing, period) for code, standing in self.by_code.items()}
+        self._national_rank = {s.region.code: n for n, s in enumerate(self.ranked, start=1)}
         self._filtered: dict[tuple[str | None, str | None], list[Standing]] = {}
         self._lock = threading.Lock()
 
@@ -231,7 +253,7 @@ class _Standings:
         return found
 
     def national_rank(self, code: str) -> int:
-        return self.within(None, None).index(self.by_code[code]) + 1
+        return self._national_rank[code]
 
 
 def _rank_key(standing: Standing) -> tuple[Decimal, int, str]:
@@ -244,16 +266,17 @@ _cache_lock = threading.Lock()
 _compute_locks: weakref.WeakKeyDictionary[ViewStore, threading.Lock] = weakref.WeakKeyDictionary()
 
 
+_TRACKED = select(projection_positions.c.position).where(projection_positions.c.name == PROJECTION)
+_APPLIED_ABOVE = (
+    select(func.count()).select_from(applied_positions).where(applied_positions.c.name == PROJECTION)
+)
+
+
 def _projection_state(conn: Connection) -> tuple[int, int]:
     """What identifies the index projection's content: its position, and how many stream-fed positions above
     it are applied (that set only grows while the position stays)."""
-    position = conn.execute(
-        select(projection_positions.c.position).where(projection_positions.c.name == PROJECTION)
-    ).scalar_one_or_none()
-    above = conn.execute(
-        select(func.count()).select_from(applied_positions).where(applied_positions.c.name == PROJECTION)
-    ).scalar_one()
-    return int(position or 0), int(above)
+    position = conn.execute(_TRACKED).scalar_one_or_none()
+    return int(position or 0), int(conn.execute(_APPLIED_ABOVE).scalar_one())
 
 
 def standings(store: ViewStore, conn: Connection, period: Period) -> _Standings:
@@ -350,45 +373,22 @@ def region_detail(store: ViewStore, period: Period, code: str) -> dict[str, Any]
     region = regions.find(code)
     if region is None:
         return None
+    params = {"b_on": period.as_of, "b_year": period.year, "b_code": code}
+    statements = _detail_statements()
     with store.connect() as conn:
         board = standings(store, conn, period)
-        practices = list(_practices(conn, period, code))
-        counted = list(_counted_evaluations(conn, period, code))
-        lists = _lists(conn, period, code)
+        found = {name: conn.execute(statement, params).all() for name, statement in statements.items()}
     row = {**board.rows[code], "rank": board.national_rank(code)}
-    row["breakdown"] = {"score": _score_breakdown(period, practices, counted), **lists}
+    practices = _practices(found["own_practices"], found["adopted_practices"])
+    counted = _counted([*found["evaluated_innovations"], *found["evaluated_replications"]])
+    row["breakdown"] = {"score": _score_breakdown(period, practices, counted), **_lists(found, period.as_of)}
     return row
 
 
-def _practices(conn: Connection, period: Period, code: str) -> Iterator[dict[str, Any]]:
-    i, r = innovations.c, replications.c
-    on = period.as_of
-    own = (
-        select(i.innovation_id, i.name, i.penerapan_on)
-        .where(i.region == code, _innovation_practice(on))
-        .order_by(i.penerapan_on, i.created_position)
-    )
-    for innovation_id, name, reached in conn.execute(own):
-        yield {"kind": "innovation", "id": innovation_id, "name": name, "penerapan_on": reached.isoformat()}
-    adopted = (
-        select(r.replication_id, r.innovation_id, r.doc, r.penerapan_on)
-        .where(r.adopting_region == code, _replication_practice(on))
-        .order_by(r.penerapan_on, r.created_position)
-    )
-    for replication_id, innovation_id, doc, reached in conn.execute(adopted):
-        yield {
-            "kind": "replication",
-            "id": replication_id,
-            "innovation_id": innovation_id,
-            "name": doc.get("innovation_name"),
-            "penerapan_on": reached.isoformat(),
-        }
-
-
-def _counted_evaluations(conn: Connection, period: Period, code: str) -> Iterator[dict[str, Any]]:
+@functools.cache
+def _detail_statements() -> dict[str, Select[Any]]:
     i, r, e = innovations.c, replications.c, evaluations.c
-    on = period.as_of
-    columns = (
+    counted_columns = (
         e.subject_kind,
         e.subject_id,
         e.evaluation_id,
@@ -400,18 +400,75 @@ def _counted_evaluations(conn: Connection, period: Period, code: str) -> Iterato
         e.category,
         e.position,
     )
-    counted = and_(e.region == code, e.year == period.year, e.latest.is_(True))
-    queries = (
-        select(*columns)
-        .select_from(evaluations.join(innovations, i.innovation_id == e.subject_id))
-        .where(counted, _innovation_practice(on)),
-        select(*columns)
-        .select_from(evaluations.join(replications, r.replication_id == e.subject_id))
-        .where(counted, _replication_practice(on)),
+    counted = and_(e.region == CODE, e.year == YEAR, e.latest.is_(True))
+    status = _replication_status().label("status_on")
+    replication_columns = (
+        r.replication_id,
+        r.innovation_id,
+        i.name,
+        r.source_region,
+        r.adopting_region,
+        status,
+        r.generation,
+        r.proposed_on,
+        r.penerapan_on,
     )
-    rows = [row for query in queries for row in conn.execute(query)]
-    for row in sorted(rows, key=lambda row: row.position):
-        yield {
+    with_names = replications.outerjoin(innovations, i.innovation_id == r.innovation_id)
+    return {
+        "own_practices": select(i.innovation_id, i.name, i.penerapan_on)
+        .where(i.region == CODE, _innovation_practice())
+        .order_by(i.penerapan_on, i.created_position),
+        "adopted_practices": select(r.replication_id, r.innovation_id, i.name, r.penerapan_on)
+        .select_from(with_names)
+        .where(r.adopting_region == CODE, _replication_practice())
+        .order_by(r.penerapan_on, r.created_position),
+        "evaluated_innovations": select(*counted_columns)
+        .select_from(evaluations.join(innovations, i.innovation_id == e.subject_id))
+        .where(counted, _innovation_practice()),
+        "evaluated_replications": select(*counted_columns)
+        .select_from(evaluations.join(replications, r.replication_id == e.subject_id))
+        .where(counted, _replication_practice()),
+        "innovations": select(i.innovation_id, i.name, i.uji_coba_on, i.penerapan_on, i.retired_on)
+        .where(i.region == CODE, i.started_on <= ON)
+        .order_by(i.created_position),
+        "adopters": select(r.innovation_id, func.count(r.adopting_region.distinct()))
+        .select_from(replications.join(innovations, i.innovation_id == r.innovation_id))
+        .where(i.region == CODE, _replication_practice())
+        .group_by(r.innovation_id),
+        "as_adopter": select(*replication_columns)
+        .select_from(with_names)
+        .where(r.adopting_region == CODE, r.proposed_on <= ON)
+        .order_by(r.created_position),
+        "as_source": select(*replication_columns)
+        .select_from(with_names)
+        .where(r.source_region == CODE, r.proposed_on <= ON)
+        .order_by(r.created_position),
+    }
+
+
+def _practices(own: Sequence[Any], adopted: Sequence[Any]) -> list[dict[str, Any]]:
+    practices = [
+        {"kind": "innovation", "id": row.innovation_id, "name": row.name, "penerapan_on": row.penerapan_on}
+        for row in own
+    ]
+    practices += [
+        {
+            "kind": "replication",
+            "id": row.replication_id,
+            "innovation_id": row.innovation_id,
+            "name": row.name,
+            "penerapan_on": row.penerapan_on,
+        }
+        for row in adopted
+    ]
+    for practice in practices:
+        practice["penerapan_on"] = practice["penerapan_on"].isoformat()
+    return practices
+
+
+def _counted(rows: Sequence[Any]) -> list[dict[str, Any]]:
+    return [
+        {
             "subject_kind": row.subject_kind,
             "subject_id": row.subject_id,
             "evaluation_id": row.evaluation_id,
@@ -422,6 +479,8 @@ def _counted_evaluations(conn: Connection, period: Period, code: str) -> Iterato
             "score": float(Decimal(row.score)),
             "category": row.category,
         }
+        for row in sorted(rows, key=lambda row: row.position)
+    ]
 
 
 def _score_breakdown(
@@ -460,50 +519,10 @@ def _score_breakdown(
     }
 
 
-def _lists(conn: Connection, period: Period, code: str) -> dict[str, list[dict[str, Any]]]:
+def _lists(found: dict[str, Sequence[Any]], on: date) -> dict[str, list[dict[str, Any]]]:
     """The region's innovations and replications that exist by the period's date, each as it was then
     (read from the columns, not the documents)."""
-    i, r = innovations.c, replications.c
-    on = period.as_of
-    own = conn.execute(
-        select(i.innovation_id, i.name, i.uji_coba_on, i.penerapan_on, i.retired_on)
-        .where(i.region == code, i.started_on <= on)
-        .order_by(i.created_position)
-    ).all()
-    adopters: dict[str, int] = {
-        innovation_id: int(n)
-        for innovation_id, n in conn.execute(
-            select(r.innovation_id, func.count(r.adopting_region.distinct()))
-            .select_from(replications.join(innovations, i.innovation_id == r.innovation_id))
-            .where(i.region == code, _replication_practice(on))
-            .group_by(r.innovation_id)
-        )
-    }
-    status = _replication_status(on).label("status_on")
-    columns = (
-        r.replication_id,
-        r.innovation_id,
-        i.name,
-        r.source_region,
-        r.adopting_region,
-        status,
-        r.generation,
-        r.proposed_on,
-        r.penerapan_on,
-    )
-    with_names = replications.outerjoin(innovations, i.innovation_id == r.innovation_id)
-    adopted = conn.execute(
-        select(*columns)
-        .select_from(with_names)
-        .where(r.adopting_region == code, r.proposed_on <= on)
-        .order_by(r.created_position)
-    ).all()
-    sourced = conn.execute(
-        select(*columns)
-        .select_from(with_names)
-        .where(r.source_region == code, r.proposed_on <= on)
-        .order_by(r.created_position)
-    ).all()
+    adopters: dict[str, int] = {innovation_id: int(n) for innovation_id, n in found["adopters"]}
     return {
         "innovations": [
             {
@@ -513,10 +532,10 @@ def _lists(conn: Connection, period: Period, code: str) -> dict[str, list[dict[s
                 "retired": row.retired_on is not None and row.retired_on <= on,
                 "replication_count": adopters.get(row.innovation_id, 0),
             }
-            for row in own
+            for row in found["innovations"]
         ],
-        "as_adopter": [_replication_summary(row, "source_region") for row in adopted],
-        "as_source": [_replication_summary(row, "adopting_region") for row in sourced],
+        "as_adopter": [_replication_summary(row, "source_region") for row in found["as_adopter"]],
+        "as_source": [_replication_summary(row, "adopting_region") for row in found["as_source"]],
     }
 
 
