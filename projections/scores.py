@@ -368,8 +368,8 @@ def region_rows(
 
 def region_detail(store: ViewStore, period: Period, code: str) -> dict[str, Any] | None:
     """A region's row (ranked nationally) with its breakdown: the practices and evaluations its score counts
-    and every term of the formula, so that a reader can recompute the figure; and its innovations and
-    replications that exist by the period's date, each with its status on that date."""
+    and every term of the formula, so that a reader can recompute the figure. (The region's innovations and
+    replications themselves are listed by /innovations?region= and /replications?adopting_region=.)"""
     region = regions.find(code)
     if region is None:
         return None
@@ -381,7 +381,7 @@ def region_detail(store: ViewStore, period: Period, code: str) -> dict[str, Any]
     row = {**board.rows[code], "rank": board.national_rank(code)}
     practices = _practices(found["own_practices"], found["adopted_practices"])
     counted = _counted([*found["evaluated_innovations"], *found["evaluated_replications"]])
-    row["breakdown"] = {"score": _score_breakdown(period, practices, counted), **_lists(found, period.as_of)}
+    row["breakdown"] = _score_breakdown(period, practices, counted)
     return row
 
 
@@ -401,18 +401,6 @@ def _detail_statements() -> dict[str, Select[Any]]:
         e.position,
     )
     counted = and_(e.region == CODE, e.year == YEAR, e.latest.is_(True))
-    status = _replication_status().label("status_on")
-    replication_columns = (
-        r.replication_id,
-        r.innovation_id,
-        i.name,
-        r.source_region,
-        r.adopting_region,
-        status,
-        r.generation,
-        r.proposed_on,
-        r.penerapan_on,
-    )
     with_names = replications.outerjoin(innovations, i.innovation_id == r.innovation_id)
     return {
         "own_practices": select(i.innovation_id, i.name, i.penerapan_on)
@@ -428,21 +416,6 @@ def _detail_statements() -> dict[str, Select[Any]]:
         "evaluated_replications": select(*counted_columns)
         .select_from(evaluations.join(replications, r.replication_id == e.subject_id))
         .where(counted, _replication_practice()),
-        "innovations": select(i.innovation_id, i.name, i.uji_coba_on, i.penerapan_on, i.retired_on)
-        .where(i.region == CODE, i.started_on <= ON)
-        .order_by(i.created_position),
-        "adopters": select(r.innovation_id, func.count(r.adopting_region.distinct()))
-        .select_from(replications.join(innovations, i.innovation_id == r.innovation_id))
-        .where(i.region == CODE, _replication_practice())
-        .group_by(r.innovation_id),
-        "as_adopter": select(*replication_columns)
-        .select_from(with_names)
-        .where(r.adopting_region == CODE, r.proposed_on <= ON)
-        .order_by(r.created_position),
-        "as_source": select(*replication_columns)
-        .select_from(with_names)
-        .where(r.source_region == CODE, r.proposed_on <= ON)
-        .order_by(r.created_position),
     }
 
 
@@ -516,50 +489,4 @@ def _score_breakdown(
             "index": f"(sid + count_score) / ({catalogue.max_total} + {catalogue.max_count_score}) x 100, "
             "rounded half-up to 2 decimals (sid unrounded)",
         },
-    }
-
-
-def _lists(found: dict[str, Sequence[Any]], on: date) -> dict[str, list[dict[str, Any]]]:
-    """The region's innovations and replications that exist by the period's date, each as it was then
-    (read from the columns, not the documents)."""
-    adopters: dict[str, int] = {innovation_id: int(n) for innovation_id, n in found["adopters"]}
-    return {
-        "innovations": [
-            {
-                "id": row.innovation_id,
-                "name": row.name,
-                "stage": _stage_on(row.uji_coba_on, row.penerapan_on, on),
-                "retired": row.retired_on is not None and row.retired_on <= on,
-                "replication_count": adopters.get(row.innovation_id, 0),
-            }
-            for row in found["innovations"]
-        ],
-        "as_adopter": [_replication_summary(row, "source_region") for row in found["as_adopter"]],
-        "as_source": [_replication_summary(row, "adopting_region") for row in found["as_source"]],
-    }
-
-
-def _stage_on(uji_coba_on: date | None, penerapan_on: date | None, on: date) -> str:
-    """An innovation's stage on a date: the dates of its stages (the stage it was registered at is dated by
-    its `started_on`)."""
-    if penerapan_on is not None and penerapan_on <= on:
-        return "penerapan"
-    if uji_coba_on is not None and uji_coba_on <= on:
-        return "uji_coba"
-    return "inisiatif"
-
-
-def _replication_summary(row: Any, other_side: str) -> dict[str, Any]:
-    other = getattr(row, other_side)
-    reached = row.status_on in (PENERAPAN, DIHENTIKAN) and row.penerapan_on is not None
-    return {
-        "id": row.replication_id,
-        "innovation_id": row.innovation_id,
-        "innovation_name": row.name,
-        other_side: other,
-        f"{other_side}_name": regions.name_of(other),
-        "status": row.status_on,
-        "generation": row.generation,
-        "proposed_on": row.proposed_on.isoformat(),
-        "penerapan_on": row.penerapan_on.isoformat() if reached else None,
     }

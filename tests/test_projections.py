@@ -676,31 +676,23 @@ def test_region_rows_filter_by_province_and_type(views, filters, check):
     assert all(check(row) for row in rows)
 
 
-def test_region_row_breaks_down_its_innovations_and_replications(network, admin, views, project):
+def test_region_row_breaks_down_the_practices_its_score_counts(network, admin, views, project):
     own = register(network)
+    on_trial = register(network, name="Masih Uji Coba", stage="uji_coba")
     adopted = register(network, region="33.01", name="Sekolah Digital")
-    as_source = replication(network, own, "35.05", "penerapan")
-    as_adopter = replication(network, adopted, "35.04", "disepakati")
+    implemented = replication(network, adopted, "35.04", "penerapan")
+    replication(network, register(network, region="33.02", name="Lain"), "35.04", "disepakati")
     project()
 
     row = scores.region_detail(views, now(), "35.04")
     assert row is not None
     breakdown = row["breakdown"]
-    assert breakdown["innovations"] == [
-        {
-            "id": own,
-            "name": "Layanan Kesehatan Keliling",
-            "stage": "penerapan",
-            "retired": False,
-            "replication_count": 1,
-        }
+    assert [(p["kind"], p["id"], p["name"]) for p in breakdown["practices"]] == [
+        ("innovation", own, "Layanan Kesehatan Keliling"),
+        ("replication", implemented, "Sekolah Digital"),
     ]
-    assert [(r["id"], r["adopting_region"], r["status"]) for r in breakdown["as_source"]] == [
-        (as_source, "35.05", "penerapan")
-    ]
-    assert [
-        (r["id"], r["source_region"], r["innovation_name"], r["status"]) for r in breakdown["as_adopter"]
-    ] == [(as_adopter, "33.01", "Sekolah Digital", "disepakati")]
+    assert on_trial not in [p["id"] for p in breakdown["practices"]]
+    assert (breakdown["n"], breakdown["n_e"], breakdown["evaluations"]) == (2, 0, [])
 
 
 def test_region_row_of_an_unknown_code_is_none(views):
