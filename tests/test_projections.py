@@ -28,16 +28,14 @@ from projections import (
 )
 from projections.queries import InvalidCursor, Page
 from projections.tables import (
+    INDEX_TABLES,
     audit_events,
-    innovation_urusan,
-    innovations,
     projection_positions,
-    replications,
 )
 from service.network import InnovationNetwork, read_records
 
 NAMES = ["index", "audit"]
-VIEW_TABLES = (innovations, innovation_urusan, replications, audit_events)
+VIEW_TABLES = (*INDEX_TABLES, audit_events)
 
 
 # --- set-up -----------------------------------------------------------------------------------
