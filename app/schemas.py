@@ -345,7 +345,8 @@ class RegionIndexQuerySchema(IndexPageQuerySchema):
     province = ProvinceCode()
     type = fields.String(validate=validate.OneOf(list(regions.REGION_TYPES)))
     sort = fields.String(
-        load_default="code", validate=validate.OneOf(["code", "innovations", "adopters", "at_penerapan"])
+        load_default="code",
+        validate=validate.OneOf(["code", "index", "innovations", "adopters", "at_penerapan"]),
     )
 
 

@@ -22,6 +22,8 @@ class Sizes:
     snapshot_samples: int
     full_replays: int
     catchup_events: int
+    index_innovations: int
+    index_replications: int
     stream_events: int = 20_000
 
     @classmethod
@@ -33,6 +35,8 @@ class Sizes:
             snapshot_samples=300,
             full_replays=5,
             catchup_events=200_000,
+            index_innovations=40_000,
+            index_replications=20_000,
         )
 
     @classmethod
@@ -44,6 +48,8 @@ class Sizes:
             snapshot_samples=100,
             full_replays=3,
             catchup_events=20_000,
+            index_innovations=4_000,
+            index_replications=2_000,
             stream_events=5_000,
         )
 

@@ -4,6 +4,7 @@ bench/results/latest.json (and a time-stamped copy).
     .venv/bin/python -m bench.run            # full sizes (what `make bench` runs)
     .venv/bin/python -m bench.run --quick    # small sizes, for development
     .venv/bin/python -m bench.run --only http,snapshots --backends sqlite
+    .venv/bin/python -m bench.run --only index   # index views at national scale (SQLite)
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from bench.common import Row
 from bench.context import Context, PostgresUnavailable, Sizes
 from bench.pg import PostgresCluster, pgbench_path
 
-SCENARIOS = ("http", "app", "snapshots", "catchup", "stream")
+SCENARIOS = ("http", "app", "snapshots", "catchup", "stream", "index")
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
@@ -78,7 +79,7 @@ def sizes_of(args: argparse.Namespace) -> Sizes:
 
 def plan(ctx: Context, only: list[str]) -> list[tuple[str, str, Callable[[], list[Row]], int]]:
     """(scenario, backend, run, steps) in the order they run."""
-    from bench.scenarios import app_layer, catchup, http, snapshots, stream
+    from bench.scenarios import app_layer, catchup, http, index, snapshots, stream
 
     steps: list[tuple[str, str, Callable[[], list[Row]], int]] = []
     if "http" in only:
@@ -104,6 +105,8 @@ def plan(ctx: Context, only: list[str]) -> list[tuple[str, str, Callable[[], lis
         steps.append(
             ("stream", ",".join(ctx.backends), run, 1 + stream.STEPS_PER_BACKEND * len(ctx.backends))
         )
+    if "index" in only:
+        steps.append(("index", "sqlite", functools.partial(index.run, ctx), index.STEPS))
     return steps
 
 

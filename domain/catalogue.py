@@ -38,6 +38,7 @@ __all__ = [
     "load_catalogue_file",
     "parse_catalogue",
     "region_index",
+    "region_index_of",
     "replikasi_level",
     "round_half_up",
 ]
@@ -278,15 +279,21 @@ def region_index(totals: Sequence[int], practices: int, catalogue: Catalogue) ->
     ``index = (sid + count_score) / (max_total + cap * factor) * 100``, rounded half-up to
     2 decimals; ``category`` from the catalogue thresholds.
     """
-    if isinstance(practices, bool) or not isinstance(practices, int) or practices < 0:
-        raise ValueError("practices must be a non-negative int")
     for total in totals:
         if not _is_int(total) or total < 0:
             raise ValueError(f"evaluation totals must be non-negative ints, got {total!r}")
-    evaluations = len(totals)
+    return region_index_of(len(totals), sum(totals), practices, catalogue)
+
+
+def region_index_of(
+    evaluations: int, evaluated_total: int, practices: int, catalogue: Catalogue
+) -> RegionIndex:
+    """:func:`region_index` from n_e, S and n alone (what a query can sum without fetching every total)."""
+    for name, value in (("practices", practices), ("evaluations", evaluations), ("S", evaluated_total)):
+        if not _is_int(value) or value < 0:
+            raise ValueError(f"{name} must be a non-negative int, got {value!r}")
     if evaluations > practices:
         raise ValueError("there cannot be more evaluations than practices (one per practice)")
-    evaluated_total = sum(totals)
     divisor = max(catalogue.divisor_floor, evaluations)
     with localcontext(_CONTEXT):
         sid = Decimal(evaluated_total) / Decimal(divisor)

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from domain import regions
+from domain.catalogue import round_half_up
 from domain.enums import ReplicationStatus
 from domain.published import EventRecord
 from projections.adaptation import log_modification
-from projections.tables import INDEX_TABLES, innovation_urusan, innovations, replications
+from projections.tables import INDEX_TABLES, evaluations, innovation_urusan, innovations, replications
 from projections.tracking import Projection
 
 Doc = dict[str, Any]
@@ -43,6 +45,15 @@ _COUNT_AT_PENERAPAN = select(func.count(replications.c.adopting_region.distinct(
 )
 _CLEAR_URUSAN = delete(innovation_urusan).where(innovation_urusan.c.innovation_id == bindparam("b_id"))
 _ADD_URUSAN = insert(innovation_urusan)
+_ADD_EVALUATION = insert(evaluations)
+_EVALUATIONS_OF = select(
+    evaluations.c.evaluation_id, evaluations.c.evaluated_on, evaluations.c.position
+).where(evaluations.c.subject_id == bindparam("b_subject"), evaluations.c.year == bindparam("b_year"))
+_MARK_LATEST = (
+    update(evaluations)
+    .where(evaluations.c.subject_id == bindparam("b_subject"), evaluations.c.year == bindparam("b_year"))
+    .values(latest=evaluations.c.evaluation_id == bindparam("b_latest"))
+)
 
 
 class MissingDocument(LookupError):
@@ -140,7 +151,9 @@ class IndexProjection(Projection):
         def change(doc: Doc) -> None:
             doc["evaluations"] = [*doc["evaluations"], evaluation_of(record.data)]
 
-        self._change_innovation(conn, record, change)
+        doc = self._change_innovation(conn, record, change)
+        if doc is not None:
+            _add_evaluation(conn, record, "innovation", doc["region"])
 
     def _innovation_retired(self, conn: Connection, record: EventRecord) -> None:
         def change(doc: Doc) -> None:
@@ -250,7 +263,9 @@ class IndexProjection(Projection):
         def change(doc: Doc) -> None:
             doc["evaluations"] = [*doc["evaluations"], evaluation_of(record.data)]
 
-        self._change_replication(conn, record, change)
+        doc = self._change_replication(conn, record, change)
+        if doc is not None:
+            _add_evaluation(conn, record, "replication", doc["adopting_region"])
 
     def _replication_discontinued(self, conn: Connection, record: EventRecord) -> None:
         def change(doc: Doc) -> None:
@@ -264,18 +279,20 @@ class IndexProjection(Projection):
 
     def _change_replication(
         self, conn: Connection, record: EventRecord, change: Callable[[Doc], None]
-    ) -> None:
+    ) -> Doc | None:
+        """Apply one later event to a replication's document; None when that version is already in."""
         doc = _replication_doc(conn, record.aggregate_id)
         if doc is None:
             raise MissingDocument(f"{record.type} at {record.position}: no replication {record.aggregate_id}")
         if record.version <= doc["version"]:
-            return
+            return None
         status_before = doc["status"]
         change(doc)
         doc["version"] = record.version
         conn.execute(_SET_REPLICATION, {"b_id": doc["id"], "doc": doc, **_replication_columns(doc)})
         if PENERAPAN in (status_before, doc["status"]) and status_before != doc["status"]:
             _refresh_replication_count(conn, doc["innovation_id"])
+        return doc
 
 
 def evaluation_of(data: dict[str, Any]) -> Doc:
@@ -292,6 +309,33 @@ def evaluation_of(data: dict[str, Any]) -> Doc:
         "evaluated_on",
     )
     return {key: data.get(key) for key in keys}
+
+
+def _add_evaluation(conn: Connection, record: EventRecord, subject_kind: str, region: str) -> None:
+    """A row for the region score, and which evaluation of its (subject, year) now counts: the latest by
+    `evaluated_on`, then by position (index.md)."""
+    data = record.data
+    subject, year = record.aggregate_id, int(data["year"])
+    conn.execute(
+        _ADD_EVALUATION,
+        {
+            "evaluation_id": str(data["evaluation_id"]),
+            "position": record.position,
+            "subject_kind": subject_kind,
+            "subject_id": subject,
+            "region": region,
+            "year": year,
+            "catalogue": data["catalogue"],
+            "evaluated_on": day(data["evaluated_on"]),
+            "total": int(data["total"]),
+            "score": str(round_half_up(Decimal(str(data["score"])))),
+            "category": data["category"],
+            "latest": False,
+        },
+    )
+    rows = conn.execute(_EVALUATIONS_OF, {"b_subject": subject, "b_year": year}).all()
+    latest = max(rows, key=lambda row: (row.evaluated_on, row.position)).evaluation_id
+    conn.execute(_MARK_LATEST, {"b_subject": subject, "b_year": year, "b_latest": latest})
 
 
 # --- rows and documents -----------------------------------------------------------------------

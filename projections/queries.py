@@ -11,14 +11,13 @@ import base64
 import binascii
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, case, func, or_, select
 
 from domain import regions
 from domain.enums import ReplicationStatus
-from domain.regions import REGION_TYPES
 from projections.index import fold
 from projections.store import ViewStore
 from projections.tables import audit_events as audit_table
@@ -26,8 +25,6 @@ from projections.tables import innovation_urusan, innovations, replications
 
 PENERAPAN = ReplicationStatus.PENERAPAN.value
 DITOLAK = ReplicationStatus.DITOLAK.value
-STATUSES = tuple(s.value for s in ReplicationStatus)
-REGION_SORTS = ("code", "innovations", "adopters", "at_penerapan")
 INNOVATION_SORTS = ("at_penerapan", "adopters", "provinces")
 
 
@@ -185,14 +182,7 @@ def get_replication(store: ViewStore, id: Any) -> dict[str, Any] | None:
 
 
 # --- regions ----------------------------------------------------------------------------------
-
-
-@dataclass
-class _RegionCounts:
-    innovations: int = 0
-    adopters: int = 0
-    at_penerapan: int = 0
-    as_adopter: dict[str, int] = field(default_factory=dict)
+# The region rows of the index views, with their scores, are in projections/scores.py.
 
 
 def _adopters_expression() -> ColumnElement[Any]:
@@ -204,133 +194,6 @@ def _adopters_expression() -> ColumnElement[Any]:
 def _at_penerapan_expression() -> ColumnElement[Any]:
     r = replications.c
     return func.count(case((r.status == PENERAPAN, r.adopting_region)).distinct())
-
-
-def _region_counts(conn: Connection, code: str | None = None) -> dict[str, _RegionCounts]:
-    counts: dict[str, _RegionCounts] = {}
-
-    def of(region: str) -> _RegionCounts:
-        return counts.setdefault(region, _RegionCounts())
-
-    i, r = innovations.c, replications.c
-    own = select(i.region, func.count()).where(i.retired.is_(False)).group_by(i.region)
-    as_source = select(r.source_region, _adopters_expression(), _at_penerapan_expression()).group_by(
-        r.source_region
-    )
-    as_adopter = select(r.adopting_region, r.status, func.count()).group_by(r.adopting_region, r.status)
-    if code is not None:
-        own = own.where(i.region == code)
-        as_source = as_source.where(r.source_region == code)
-        as_adopter = as_adopter.where(r.adopting_region == code)
-    for region, n in conn.execute(own):
-        of(region).innovations = int(n)
-    for region, adopters, at_penerapan in conn.execute(as_source):
-        of(region).adopters = int(adopters)
-        of(region).at_penerapan = int(at_penerapan)
-    for region, status, n in conn.execute(as_adopter):
-        of(region).as_adopter[status] = int(n)
-    return counts
-
-
-def _region_row(region: regions.Region, counts: _RegionCounts | None) -> dict[str, Any]:
-    counts = counts or _RegionCounts()
-    by_status = counts.as_adopter
-    return {
-        "code": region.code,
-        "name": region.name,
-        "type": region.type,
-        "province": region.province,
-        "innovations": counts.innovations,
-        "replications_as_source": {"adopters": counts.adopters, "at_penerapan": counts.at_penerapan},
-        "replications_as_adopter": {status: by_status.get(status, 0) for status in STATUSES},
-    }
-
-
-def _region_sort_key(sort: str, row: dict[str, Any]) -> list[Any]:
-    if sort == "code":
-        return [row["code"]]
-    value = row["innovations"] if sort == "innovations" else row["replications_as_source"][sort]
-    return [-value, row["code"]]
-
-
-def region_rows(
-    store: ViewStore,
-    *,
-    province: str | None = None,
-    type: str | None = None,
-    sort: str = "code",
-    limit: int = 50,
-    cursor: str | None = None,
-) -> Page:
-    """One row per valid region (zeros where nothing is recorded), filtered, sorted and paged.
-    Sorts other than `code` are descending, ties by code."""
-    _check_limit(limit)
-    if sort not in REGION_SORTS:
-        raise ValueError(f"sort is one of {', '.join(REGION_SORTS)}")
-    if type is not None and type not in REGION_TYPES:
-        raise ValueError(f"type is one of {', '.join(REGION_TYPES)}")
-    after = _sorted_cursor(cursor, sort, ["str"] if sort == "code" else ["int", "str"])
-    with store.connect() as conn:
-        counts = _region_counts(conn)
-    rows = [
-        _region_row(region, counts.get(region.code))
-        for region in regions.all_regions()
-        if (province is None or region.province == province) and (type is None or region.type == type)
-    ]
-    keyed = sorted(((_region_sort_key(sort, row), row) for row in rows), key=lambda kr: kr[0])
-    if after is not None:
-        keyed = [(key, row) for key, row in keyed if key > after]
-    return _keyed_page(keyed, sort, limit)
-
-
-def region_row(store: ViewStore, code: str) -> dict[str, Any] | None:
-    """A region's row with its breakdown: its innovations, and its replications as adopter and as source."""
-    region = regions.find(code)
-    if region is None:
-        return None
-    i, r = innovations.c, replications.c
-    with store.connect() as conn:
-        counts = _region_counts(conn, code)
-        own = conn.execute(select(i.doc).where(i.region == code).order_by(i.created_position)).scalars()
-        own_docs = [dict(doc) for doc in own]
-        adopted = conn.execute(
-            select(r.doc).where(r.adopting_region == code).order_by(r.created_position)
-        ).scalars()
-        adopted_docs = [dict(doc) for doc in adopted]
-        sourced = conn.execute(
-            select(r.doc).where(r.source_region == code).order_by(r.created_position)
-        ).scalars()
-        sourced_docs = [dict(doc) for doc in sourced]
-    row = _region_row(region, counts.get(code))
-    row["breakdown"] = {
-        "innovations": [
-            {
-                "id": doc["id"],
-                "name": doc["name"],
-                "stage": doc["stage"],
-                "retired": doc["retired"],
-                "replication_count": doc["replication_count"],
-            }
-            for doc in own_docs
-        ],
-        "as_adopter": [_replication_summary(doc, "source_region") for doc in adopted_docs],
-        "as_source": [_replication_summary(doc, "adopting_region") for doc in sourced_docs],
-    }
-    return row
-
-
-def _replication_summary(doc: dict[str, Any], other_side: str) -> dict[str, Any]:
-    return {
-        "id": doc["id"],
-        "innovation_id": doc["innovation_id"],
-        "innovation_name": doc["innovation_name"],
-        other_side: doc[other_side],
-        f"{other_side}_name": doc[f"{other_side}_name"],
-        "status": doc["status"],
-        "generation": doc["generation"],
-        "proposed_on": doc["proposed_on"],
-        "penerapan_on": doc["stages"]["penerapan"],
-    }
 
 
 # --- innovations ranked -----------------------------------------------------------------------

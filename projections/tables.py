@@ -57,6 +57,10 @@ innovations = Table(
     Column("retired_on", Date, nullable=True),
     Column("version", Integer, nullable=False),
     Column("doc", JSON, nullable=False),
+    # Covering indexes of the figures "as of a date" (projections/scores.py): the region score reads them
+    # without touching the documents.
+    Index("innovations_as_of", "region", "started_on", "penerapan_on", "retired_on"),
+    Index("innovations_practice", "innovation_id", "penerapan_on", "retired_on"),
 )
 
 innovation_urusan = Table(
@@ -91,6 +95,48 @@ replications = Table(
     Column("version", Integer, nullable=False),
     Column("doc", JSON, nullable=False),
     Index("replications_by_innovation_status", "innovation_id", "status", "adopting_region"),
+    Index(
+        "replications_as_of_adopter",
+        "adopting_region",
+        "proposed_on",
+        "signed_on",
+        "rejected_on",
+        "uji_coba_on",
+        "penerapan_on",
+        "discontinued_on",
+    ),
+    Index(
+        "replications_as_of_source",
+        "source_region",
+        "adopting_region",
+        "proposed_on",
+        "rejected_on",
+        "penerapan_on",
+        "discontinued_on",
+    ),
+    Index("replications_practice", "replication_id", "penerapan_on", "discontinued_on"),
+)
+
+# One row per evaluation of a practice (an innovation in its own region, or a replication in the adopting
+# region), for the region score (index.md): `latest` marks the evaluation that counts for its (subject, year) —
+# the latest by `evaluated_on`, then by position.
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("evaluation_id", String(ID), primary_key=True),
+    Column("position", Position, nullable=False, unique=True),
+    Column("subject_kind", String(ENUM), nullable=False),  # "innovation" | "replication"
+    Column("subject_id", String(ID), nullable=False),
+    Column("region", String(REGION), nullable=False, index=True),
+    Column("year", Integer, nullable=False),
+    Column("catalogue", String(ENUM), nullable=False),
+    Column("evaluated_on", Date, nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("score", String(12), nullable=False),  # the exact decimal, e.g. "81.08"
+    Column("category", String(ENUM), nullable=False),
+    Column("latest", Boolean, nullable=False),
+    Index("evaluations_by_subject_year", "subject_id", "year"),
+    Index("evaluations_counted", "year", "latest", "region", "subject_id", "total"),
 )
 
 # The adaptation log of replications (ModificationRecorded): one row per modification, with its business date, so
@@ -138,5 +184,5 @@ applied_positions = Table(
 
 # The tables each projection owns (rebuilt and swapped together by projections/rebuild.py). A table added to a
 # projection belongs in its tuple.
-INDEX_TABLES = (innovations, innovation_urusan, replications, modifications)
+INDEX_TABLES = (innovations, innovation_urusan, replications, evaluations, modifications)
 AUDIT_TABLES = (audit_events,)

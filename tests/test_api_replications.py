@@ -890,10 +890,13 @@ def test_region_index_counts_a_region_as_adopter_by_status(
 def test_region_index_row_has_its_breakdown(api: Any, admin_token: str, innovation: dict[str, Any]) -> None:
     replication = drive(api, admin_token, innovation["id"], "35.05", "penerapan")
     source = get_settled(api, "/api/v1/index/regions/35.04")
-    assert [i["id"] for i in source["breakdown"]["innovations"]] == [innovation["id"]]
-    assert [r["id"] for r in source["breakdown"]["as_source"]] == [replication["id"]]
+    assert [(p["kind"], p["id"]) for p in source["breakdown"]["practices"]] == [
+        ("innovation", innovation["id"])
+    ]
     adopter = get_settled(api, "/api/v1/index/regions/35.05")
-    assert [r["id"] for r in adopter["breakdown"]["as_adopter"]] == [replication["id"]]
+    assert [(p["kind"], p["id"]) for p in adopter["breakdown"]["practices"]] == [
+        ("replication", replication["id"])
+    ]
 
 
 @pytest.mark.parametrize("code", ["35.99", "3504"])

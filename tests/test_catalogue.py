@@ -484,3 +484,30 @@ def test_a_malformed_file_in_the_folder_fails_loading(tmp_path: Path) -> None:
     (tmp_path / "zz-broken.json").write_text("{}")
     with pytest.raises(CatalogueError, match="zz-broken.json"):
         Catalogues.from_directory(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("mutation", "message"),
+    [
+        ("weight 0", "indicator 'regulasi': weight must be 1 or more"),
+        (
+            "level 3 missing",
+            "indicator 'regulasi': levels must have exactly the keys 1, 2, 3, got 1, 2",
+        ),
+        ("thresholds out of order", "categories must be ordered from the highest threshold down"),
+        ("zero not categorised", "categories: the lowest category must admit a value of 0"),
+        ("years reversed", "years.from must not be after years.to"),
+        ("max_total mismatch", "max_total is 110 but the weights give 111 (sum of weights x 3)"),
+    ],
+)
+def test_a_malformed_file_fails_with_a_message_naming_the_file_and_the_fault(
+    tmp_path: Path, mutation: str, message: str
+) -> None:
+    data = copy.deepcopy(base_data())
+    MUTATIONS[mutation](data)
+    (tmp_path / "iid-2026.json").write_text(PACKAGED_FILE.read_text(encoding="utf-8"))
+    (tmp_path / "broken.json").write_text(json.dumps(data))
+    with pytest.raises(CatalogueError) as caught:
+        Catalogues.from_directory(tmp_path)  # one bad file fails the whole folder, on load
+    assert message in str(caught.value)
+    assert str(tmp_path / "broken.json") in str(caught.value)

@@ -24,22 +24,26 @@ from projections import (
     ViewStore,
     all_projections,
     queries,
+    scores,
 )
 from projections.queries import InvalidCursor, Page
 from projections.tables import (
+    INDEX_TABLES,
     audit_events,
-    innovation_urusan,
-    innovations,
     projection_positions,
-    replications,
 )
 from service.network import InnovationNetwork, read_records
 
 NAMES = ["index", "audit"]
-VIEW_TABLES = (innovations, innovation_urusan, replications, audit_events)
+VIEW_TABLES = (*INDEX_TABLES, audit_events)
 
 
 # --- set-up -----------------------------------------------------------------------------------
+
+
+def now() -> scores.Period:
+    """The current year's score period (figures as of today)."""
+    return scores.period_of(None)
 
 
 def open_views(path: Path) -> ViewStore:
@@ -522,8 +526,8 @@ def test_replication_cursors_never_skip_or_repeat_while_new_replications_arrive(
     [
         lambda views, cursor: queries.list_innovations(views, cursor=cursor),
         lambda views, cursor: queries.list_replications(views, cursor=cursor),
-        lambda views, cursor: queries.region_rows(views, cursor=cursor),
-        lambda views, cursor: queries.region_rows(views, sort="adopters", cursor=cursor),
+        lambda views, cursor: scores.region_rows(views, now(), cursor=cursor),
+        lambda views, cursor: scores.region_rows(views, now(), sort="adopters", cursor=cursor),
         lambda views, cursor: queries.innovation_rows(views, cursor=cursor),
         lambda views, cursor: queries.audit_events(views, cursor=cursor),
     ],
@@ -536,17 +540,17 @@ def test_a_cursor_this_service_did_not_issue_is_rejected(views, query, cursor):
 
 
 def test_a_region_cursor_of_another_sort_is_rejected(views):
-    cursor = queries.region_rows(views, sort="code", limit=1).next_cursor
+    cursor = scores.region_rows(views, now(), sort="code", limit=1).next_cursor
 
     with pytest.raises(InvalidCursor):
-        queries.region_rows(views, sort="adopters", cursor=cursor)
+        scores.region_rows(views, now(), sort="adopters", cursor=cursor)
 
 
 # --- regions and index rows -------------------------------------------------------------------
 
 
 def test_every_region_has_a_row_with_zeros_where_nothing_is_recorded(views):
-    rows = every_page(lambda cursor: queries.region_rows(views, limit=100, cursor=cursor))
+    rows = every_page(lambda cursor: scores.region_rows(views, now(), limit=100, cursor=cursor))
 
     assert [row["code"] for row in rows] == [r.code for r in regions.all_regions()]
     aceh = rows[0]
@@ -555,6 +559,9 @@ def test_every_region_has_a_row_with_zeros_where_nothing_is_recorded(views):
         "name": "Aceh",
         "type": "provinsi",
         "province": "11",
+        "year": now().year,
+        "index": 0.0,
+        "category": "tidak_dapat_dinilai",
         "innovations": 0,
         "replications_as_source": {"adopters": 0, "at_penerapan": 0},
         "replications_as_adopter": {
@@ -565,6 +572,7 @@ def test_every_region_has_a_row_with_zeros_where_nothing_is_recorded(views):
             "ditolak": 0,
             "dihentikan": 0,
         },
+        "rank": 1,  # every index 0 and nothing at penerapan: ranked by code
     }
 
 
@@ -575,7 +583,7 @@ def test_region_innovations_count_registered_innovations_that_are_not_retired(ne
     network.retire_innovation(UUID(retired), "Selesai.", days_ago(1))
     project()
 
-    row = queries.region_row(views, "35.04")
+    row = scores.region_detail(views, now(), "35.04")
     assert row is not None
     assert row["innovations"] == 2
 
@@ -592,7 +600,7 @@ def test_region_as_source_counts_distinct_adopters_not_rejected_and_those_at_pen
     replication(network, school, "35.08", "penerapan")
     project()
 
-    row = queries.region_row(views, "35.04")
+    row = scores.region_detail(views, now(), "35.04")
     assert row is not None
     assert row["replications_as_source"] == {"adopters": 3, "at_penerapan": 2}
 
@@ -602,7 +610,7 @@ def test_region_as_adopter_counts_replications_by_status(network, admin, views, 
         replication(network, register(network, name=name), "35.05", status)
     project()
 
-    row = queries.region_row(views, "35.05")
+    row = scores.region_detail(views, now(), "35.05")
     assert row is not None
     assert row["replications_as_adopter"] == {
         "diusulkan": 1,
@@ -622,9 +630,9 @@ def test_region_rows_sort_descending_with_ties_by_code(network, admin, views, pr
     replication(network, second, "33.02", "penerapan")
     project()
 
-    by_adopters = queries.region_rows(views, sort="adopters", limit=3)
-    by_penerapan = queries.region_rows(views, sort="at_penerapan", limit=2)
-    by_innovations = queries.region_rows(views, sort="innovations", limit=3)
+    by_adopters = scores.region_rows(views, now(), sort="adopters", limit=3)
+    by_penerapan = scores.region_rows(views, now(), sort="at_penerapan", limit=2)
+    by_innovations = scores.region_rows(views, now(), sort="innovations", limit=3)
 
     assert [row["code"] for row in by_adopters.items] == ["35.04", "33.01", "11"]
     assert [row["code"] for row in by_penerapan.items] == ["33.01", "11"]
@@ -636,7 +644,9 @@ def test_region_rows_pages_in_sorted_order_without_skipping_or_repeating(network
         register(network, region=region)
     project()
 
-    rows = every_page(lambda cursor: queries.region_rows(views, sort="innovations", limit=7, cursor=cursor))
+    rows = every_page(
+        lambda cursor: scores.region_rows(views, now(), sort="innovations", limit=7, cursor=cursor)
+    )
 
     codes = [row["code"] for row in rows]
     assert codes[:3] == ["33.01", "35.05", "35.71"]
@@ -653,7 +663,7 @@ def test_region_rows_pages_in_sorted_order_without_skipping_or_repeating(network
     ],
 )
 def test_region_rows_filter_by_province_and_type(views, filters, check):
-    rows = every_page(lambda cursor: queries.region_rows(views, limit=500, cursor=cursor, **filters))
+    rows = every_page(lambda cursor: scores.region_rows(views, now(), limit=500, cursor=cursor, **filters))
     expected = [
         r.code
         for r in regions.all_regions()
@@ -664,35 +674,27 @@ def test_region_rows_filter_by_province_and_type(views, filters, check):
     assert all(check(row) for row in rows)
 
 
-def test_region_row_breaks_down_its_innovations_and_replications(network, admin, views, project):
+def test_region_row_breaks_down_the_practices_its_score_counts(network, admin, views, project):
     own = register(network)
+    on_trial = register(network, name="Masih Uji Coba", stage="uji_coba")
     adopted = register(network, region="33.01", name="Sekolah Digital")
-    as_source = replication(network, own, "35.05", "penerapan")
-    as_adopter = replication(network, adopted, "35.04", "disepakati")
+    implemented = replication(network, adopted, "35.04", "penerapan")
+    replication(network, register(network, region="33.02", name="Lain"), "35.04", "disepakati")
     project()
 
-    row = queries.region_row(views, "35.04")
+    row = scores.region_detail(views, now(), "35.04")
     assert row is not None
     breakdown = row["breakdown"]
-    assert breakdown["innovations"] == [
-        {
-            "id": own,
-            "name": "Layanan Kesehatan Keliling",
-            "stage": "penerapan",
-            "retired": False,
-            "replication_count": 1,
-        }
+    assert [(p["kind"], p["id"], p["name"]) for p in breakdown["practices"]] == [
+        ("innovation", own, "Layanan Kesehatan Keliling"),
+        ("replication", implemented, "Sekolah Digital"),
     ]
-    assert [(r["id"], r["adopting_region"], r["status"]) for r in breakdown["as_source"]] == [
-        (as_source, "35.05", "penerapan")
-    ]
-    assert [
-        (r["id"], r["source_region"], r["innovation_name"], r["status"]) for r in breakdown["as_adopter"]
-    ] == [(as_adopter, "33.01", "Sekolah Digital", "disepakati")]
+    assert on_trial not in [p["id"] for p in breakdown["practices"]]
+    assert (breakdown["n"], breakdown["n_e"], breakdown["evaluations"]) == (2, 0, [])
 
 
 def test_region_row_of_an_unknown_code_is_none(views):
-    assert queries.region_row(views, "99.99") is None
+    assert scores.region_detail(views, now(), "99.99") is None
 
 
 def test_innovation_rows_rank_the_most_replicated_first(network, admin, views, project):
