@@ -347,6 +347,7 @@ def test_the_row_of_the_detail_is_the_row_of_the_listing(api: Any, record: dict[
     for code in ("35.04", "35.05", "35.06", "35.71", "35.01"):
         detail = region(api, code, 2025)
         breakdown = detail.pop("breakdown")
+        assert set(detail.pop("replication_metrics")) == {"as_of", "as_source", "as_adopter", "adaptation"}
         assert detail == listed[code]
         assert breakdown["index"] == detail["index"]
 
