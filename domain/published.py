@@ -134,3 +134,7 @@ class EventRecord:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> EventRecord:
         return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+
+
+# The fields of the public event, in the order the audit log and the export give them.
+RECORD_FIELDS = tuple(EventRecord.__dataclass_fields__)

@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Connection, Select, and_, case, func, or_,
 
 from domain import regions
 from domain.enums import ReplicationStatus
+from domain.published import RECORD_FIELDS
 from projections.index import fold
 from projections.store import ViewStore
 from projections.tables import audit_events as audit_table
@@ -312,20 +313,7 @@ def _keyed_page(keyed: list[tuple[list[Any], dict[str, Any]]], sort: str, limit:
 
 # --- audit ------------------------------------------------------------------------------------
 
-AUDIT_FIELDS = (
-    "position",
-    "aggregate_id",
-    "aggregate_type",
-    "version",
-    "type",
-    "recorded_at",
-    "actor",
-    "actor_role",
-    "request_id",
-    "data",
-    "hash",
-    "prev_hash",
-)
+AUDIT_FIELDS = RECORD_FIELDS
 
 
 def _audit_item(row: Any) -> dict[str, Any]:

@@ -18,26 +18,13 @@ from uuid import UUID
 
 from domain.enums import ReplicationStatus
 from domain.innovation import Innovation
-from domain.published import EventRecord, plain
+from domain.published import RECORD_FIELDS, EventRecord, plain
 from domain.replication import Replication
 from service.chain import GENESIS, ChainedNotification, Link
 from service.network import InnovationNetwork
 
 PAGE = 500
-EXPORT_COLUMNS = (
-    "position",
-    "aggregate_id",
-    "aggregate_type",
-    "version",
-    "type",
-    "recorded_at",
-    "actor",
-    "actor_role",
-    "request_id",
-    "data",
-    "hash",
-    "prev_hash",
-)
+EXPORT_COLUMNS = RECORD_FIELDS
 
 
 class NotInHistory(Exception):
