@@ -141,13 +141,14 @@ class PostgresStoreRecorder(Chaining, PostgresApplicationRecorder):
         try_append = Identifier(f"{self.events_table_name}_try_append")
         id_type = SQL(self.datastore.originator_id_type)
         parameters = SQL(
-            "events {schema}.{stored_event_type}[], heads text[], tails text[], "
+            "originator_ids {id_type}[], versions integer[], topics text[], states bytea[], "
+            "heads text[], tails text[], "
             "expected_ids {id_type}[], expected_versions integer[], "
             "r_replication text[], r_innovation text[], r_source text[], r_adopting text[], r_status text[], "
             "r_generation integer[], r_penerapan text[], r_closed text[]"
-        ).format(schema=schema, stored_event_type=Identifier(self.stored_event_type_name), id_type=id_type)
+        ).format(id_type=id_type)
         arguments = SQL(
-            "events, heads, tails, expected_ids, expected_versions, r_replication, r_innovation, r_source, "
+            "originator_ids, versions, topics, states, heads, tails, expected_ids, expected_versions, r_replication, r_innovation, r_source, "
             "r_adopting, r_status, r_generation, r_penerapan, r_closed"
         )
         self.sql_create_statements.extend(
@@ -156,7 +157,7 @@ class PostgresStoreRecorder(Chaining, PostgresApplicationRecorder):
                     "CREATE OR REPLACE FUNCTION {schema}.{append}({parameters}) RETURNS bigint[] "
                     "LANGUAGE plpgsql AS $BODY$ "
                     "DECLARE last_position bigint; prev text; current integer; "
-                    "hashes text[] := '{{}}'; prevs text[] := '{{}}'; n integer := cardinality(events); "
+                    "hashes text[] := '{{}}'; prevs text[] := '{{}}'; n integer := cardinality(originator_ids); "
                     "BEGIN "
                     "SET LOCAL lock_timeout = '{lock_timeout}s'; "
                     "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
@@ -188,7 +189,8 @@ class PostgresStoreRecorder(Chaining, PostgresApplicationRecorder):
                     "(originator_id, originator_version, topic, state, notification_id, hash, prev_hash) "
                     "SELECT e.originator_id, e.originator_version, e.topic, e.state, last_position + e.n, "
                     "hashes[e.n], prevs[e.n] "
-                    "FROM unnest(events) WITH ORDINALITY AS e(originator_id, originator_version, topic, state, n); "
+                    "FROM unnest(originator_ids, versions, topics, states) WITH ORDINALITY "
+                    "AS e(originator_id, originator_version, topic, state, n); "
                     "RETURN ARRAY(SELECT generate_series(last_position + 1, last_position + n)); "
                     "END; $BODY$"
                 ).format(
@@ -224,7 +226,7 @@ class PostgresStoreRecorder(Chaining, PostgresApplicationRecorder):
                 ),
             ]
         )
-        placeholders = SQL(", ").join([SQL("%s")] * 13)
+        placeholders = SQL(", ").join([SQL("%s")] * 16)
         self.append_statement = SQL("SELECT {0}.{1}({2}) AS positions").format(schema, append, placeholders)
         self.try_append_statement = SQL("SELECT * FROM {0}.{1}({2})").format(schema, try_append, placeholders)
 
@@ -293,11 +295,12 @@ class PostgresStoreRecorder(Chaining, PostgresApplicationRecorder):
         expected: dict[UUID, int] = kwargs.get("expected_versions") or {}
         registry = [row.as_params() for row in kwargs.get("registry") or ()]
         columns: list[list[Any]] = [list(column) for column in zip(*registry, strict=True)] or [[]] * 8
+        events = pending.stored_events
         return (
-            [
-                self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
-                for e in pending.stored_events
-            ],
+            [e.originator_id for e in events],
+            [e.originator_version for e in events],
+            [e.topic for e in events],
+            [e.state for e in events],
             [part.head for part in parts],
             [part.tail for part in parts],
             list(expected),
