@@ -8,6 +8,7 @@ COMMIT are simple queries, so they count.
 
     .venv/bin/python -m bench.roundtrips                 # 300 commands after 80 of warm-up
     .venv/bin/python -m bench.roundtrips --commands 500 --show-statements
+    .venv/bin/python -m bench.roundtrips --clients 16 --commands 50   # concurrent saves in group-commit batches
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -95,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.roundtrips", description=__doc__.splitlines()[0])
     parser.add_argument("--commands", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=80)
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=1,
+        help="threads, each running --commands commands (group commit batches)",
+    )
     parser.add_argument("--show-statements", action="store_true")
     args = parser.parse_args(argv)
 
@@ -117,13 +125,23 @@ def main(argv: list[str] | None = None) -> int:
                 tracer.wrap(datastore)
             pairs = Pairs(register_innovations_app(network))
             log = MixLog()
-            mix = mixes(pairs, lambda _: AppExecutor(network), log)(0)
-            for _ in range(args.warmup):
-                mix()
+            clients = [mixes(pairs, lambda _: AppExecutor(network), log)(i) for i in range(args.clients)]
+
+            def run(mix: Any, commands: int) -> None:
+                for _ in range(commands):
+                    mix()
+
+            def all_clients(commands: int) -> None:
+                threads = [threading.Thread(target=run, args=(mix, commands)) for mix in clients]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+
+            all_clients(args.warmup)
             tracer.mark()
             t0 = time.perf_counter()
-            for _ in range(args.commands):
-                mix()
+            all_clients(args.commands)
             elapsed = time.perf_counter() - t0
             traces = tracer.read()
         finally:
@@ -133,10 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    per = args.commands
+    per = args.commands * args.clients
     waits = sum(messages[k] for k in WAITS)
     print(
-        f"{per} commands of the bench mix, in-process, 1 client, PostgreSQL: "
+        f"{per} commands of the bench mix, in-process, {args.clients} client(s), PostgreSQL: "
         f"{waits / per:.2f} round trips per command ({elapsed * 1000 / per:.2f} ms per command, traced)"
     )
     for kind, n in sorted(messages.items(), key=lambda kv: -kv[1]):

@@ -12,8 +12,9 @@
   lone save is a single autocommitted `SELECT`. The function computes each link as `link_hash` in
   domain/published.py does (SHA-256 of `prev_hash + "\n" + canonical`, the canonical form put together from the
   parts the caller decoded, `head + position + tail`). A group-commit batch of several saves is one transaction
-  with one call per save of `<events table>_try_append`, which runs the save in a subtransaction (PL/pgSQL's
-  exception block, the savepoint of before) and answers a broken guard instead of raising.
+  with one call per save of `<events table>_try_append`, sent together in one pipelined round trip; each runs
+  its save in a subtransaction (PL/pgSQL's exception block, the savepoint of before) and answers a broken guard
+  instead of raising.
 - Reads of an aggregate's events and snapshots take rows in PostgreSQL's binary format: the library's text
   format sends `bytea` as hex, twice its size, which psycopg then decodes (a snapshot of a long replication
   holds megabytes). `PostgresStoreFactory` (the `PERSISTENCE_MODULE`) gives both stores these recorders.
@@ -276,8 +277,17 @@ class PostgresStoreRecorder(Chaining, PostgresApplicationRecorder):
                         pending.succeed(row["positions"])
                     return
                 with conn.transaction():
-                    for pending in batch:
-                        curs.execute(self.try_append_statement, self._append_params(pending), prepare=True)
+                    # One pipelined round trip for all the calls (psycopg's executemany with `returning`).
+                    curs.executemany(
+                        self.try_append_statement,
+                        [self._append_params(pending) for pending in batch],
+                        returning=True,
+                    )
+                    for index, pending in enumerate(batch):
+                        if index and not curs.nextset():
+                            raise OperationalError(
+                                "the append function answered fewer saves than it was given"
+                            )
                         row = curs.fetchone()
                         assert row is not None
                         if row["error_state"] is None:
