@@ -5,8 +5,16 @@
   drawing from a sequence, so that a rolled-back insert leaves no gap in the notification log.
 - Guards of the cross-aggregate rules run inside the same transaction, after the lock: the `expected_versions`
   of the aggregates a decision read, and the replication registry with its partial unique index.
-- The hash chain (service/chain.py): under the lock, the last link is read once per transaction (the unique index
-  on `notification_id`), and every event is stored with its `hash` and `prev_hash`.
+- The hash chain (service/chain.py): under the lock, the last link is read (the unique index on
+  `notification_id`), and every event is stored with its `hash` and `prev_hash`.
+- One round trip per save: the lock, the `NOTIFY`, the last link, the guards, the registry upsert, the links and
+  the insert run in one server-side function (`<events table>_append`, created at start-up with the tables), so a
+  lone save is a single autocommitted `SELECT`. The function computes each link as `link_hash` in
+  domain/published.py does (SHA-256 of `prev_hash + "\n" + canonical`, the canonical form put together from the
+  parts the caller decoded, `head + position + tail`). A group-commit batch of several saves is one transaction
+  with one call per save of `<events table>_try_append`, sent together in one pipelined round trip; each runs
+  its save in a subtransaction (PL/pgSQL's exception block, the savepoint of before) and answers a broken guard
+  instead of raising.
 - Reads of an aggregate's events and snapshots take rows in PostgreSQL's binary format: the library's text
   format sends `bytea` as hex, twice its size, which psycopg then decodes (a snapshot of a long replication
   holds megabytes). `PostgresStoreFactory` (the `PERSISTENCE_MODULE`) gives both stores these recorders.
@@ -27,11 +35,14 @@ from eventsourcing.postgres import (
 )
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Identifier, Literal
 
 from service.chain import GENESIS, LINK_PAGE, CanonicalParts, ChainedNotification, Chaining, Link
 from service.group_commit import GroupCommitter, PendingSave
 from service.recorder import OPEN_STATUSES, RegistryRow, StaleDecision
+
+STALE_DECISION = "PJ001"
+"""The SQLSTATE that the append function raises when an aggregate a decision read has moved since."""
 
 
 def select_events_binary(
@@ -90,20 +101,6 @@ class PostgresStoreRecorder(Chaining, PostgresApplicationRecorder):
         schema = Identifier(self.datastore.schema)
         table = Identifier(self.events_table_name)
         self.registry_table = SQL("{0}.replication_registry").format(schema)
-        # Positions and links are computed under the lock from the last link: the events take positions
-        # last + 1, 2, ... and the hashes given in the same order.
-        self.insert_events_statement = SQL(
-            "INSERT INTO {schema}.{table} AS t "
-            "(originator_id, originator_version, topic, state, notification_id, hash, prev_hash) "
-            "SELECT e.originator_id, e.originator_version, e.topic, e.state, %s::bigint + e.n, "
-            "(%s::text[])[e.n], (%s::text[])[e.n] "
-            "FROM unnest(%s::{schema}.{stored_event_type}[]) WITH ORDINALITY "
-            "AS e(originator_id, originator_version, topic, state, n)"
-        ).format(
-            schema=schema,
-            table=table,
-            stored_event_type=Identifier(self.stored_event_type_name),
-        )
         self.last_link_statement = SQL(
             "SELECT notification_id, hash FROM {0}.{1} ORDER BY notification_id DESC LIMIT 1"
         ).format(schema, table)
@@ -141,6 +138,98 @@ class PostgresStoreRecorder(Chaining, PostgresApplicationRecorder):
                 ),
             ]
         )
+        append = Identifier(f"{self.events_table_name}_append")
+        try_append = Identifier(f"{self.events_table_name}_try_append")
+        id_type = SQL(self.datastore.originator_id_type)
+        parameters = SQL(
+            "originator_ids {id_type}[], versions integer[], topics text[], states bytea[], "
+            "heads text[], tails text[], "
+            "expected_ids {id_type}[], expected_versions integer[], "
+            "r_replication text[], r_innovation text[], r_source text[], r_adopting text[], r_status text[], "
+            "r_generation integer[], r_penerapan text[], r_closed text[]"
+        ).format(id_type=id_type)
+        arguments = SQL(
+            "originator_ids, versions, topics, states, heads, tails, expected_ids, expected_versions, r_replication, r_innovation, r_source, "
+            "r_adopting, r_status, r_generation, r_penerapan, r_closed"
+        )
+        self.sql_create_statements.extend(
+            [
+                SQL(
+                    "CREATE OR REPLACE FUNCTION {schema}.{append}({parameters}) RETURNS bigint[] "
+                    "LANGUAGE plpgsql AS $BODY$ "
+                    "DECLARE last_position bigint; prev text; current integer; "
+                    "hashes text[] := '{{}}'; prevs text[] := '{{}}'; n integer := cardinality(originator_ids); "
+                    "BEGIN "
+                    "SET LOCAL lock_timeout = '{lock_timeout}s'; "
+                    "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
+                    "NOTIFY {channel}; "
+                    "SELECT notification_id, hash INTO last_position, prev FROM {schema}.{table} "
+                    "ORDER BY notification_id DESC LIMIT 1; "
+                    "IF NOT FOUND THEN last_position := 0; prev := {genesis}; END IF; "
+                    "FOR i IN 1 .. coalesce(cardinality(expected_ids), 0) LOOP "
+                    "SELECT MAX(originator_version) INTO current FROM {schema}.{table} "
+                    "WHERE originator_id = expected_ids[i]; "
+                    "IF current IS DISTINCT FROM expected_versions[i] THEN "
+                    "RAISE EXCEPTION USING ERRCODE = {stale}, MESSAGE = format('%s is at version %s, not %s', "
+                    "expected_ids[i], coalesce(current::text, 'None'), expected_versions[i]); "
+                    "END IF; "
+                    "END LOOP; "
+                    "IF cardinality(r_replication) > 0 THEN "
+                    "INSERT INTO {registry} SELECT * FROM unnest(r_replication, r_innovation, r_source, "
+                    "r_adopting, r_status, r_generation, r_penerapan, r_closed) "
+                    "ON CONFLICT (replication_id) DO UPDATE SET status = excluded.status, "
+                    "penerapan_on = excluded.penerapan_on, closed_on = excluded.closed_on; "
+                    "END IF; "
+                    "FOR i IN 1 .. n LOOP "
+                    "prevs[i] := prev; "
+                    "prev := encode(sha256(convert_to(prev || chr(10) || heads[i] || (last_position + i)::text "
+                    "|| tails[i], 'UTF8')), 'hex'); "
+                    "hashes[i] := prev; "
+                    "END LOOP; "
+                    "INSERT INTO {schema}.{table} AS t "
+                    "(originator_id, originator_version, topic, state, notification_id, hash, prev_hash) "
+                    "SELECT e.originator_id, e.originator_version, e.topic, e.state, last_position + e.n, "
+                    "hashes[e.n], prevs[e.n] "
+                    "FROM unnest(originator_ids, versions, topics, states) WITH ORDINALITY "
+                    "AS e(originator_id, originator_version, topic, state, n); "
+                    "RETURN ARRAY(SELECT generate_series(last_position + 1, last_position + n)); "
+                    "END; $BODY$"
+                ).format(
+                    schema=schema,
+                    append=append,
+                    parameters=parameters,
+                    table=table,
+                    channel=Identifier(self.channel_name),
+                    lock_timeout=SQL(str(int(self.datastore.lock_timeout))),
+                    genesis=Literal(GENESIS.hash),
+                    stale=Literal(STALE_DECISION),
+                    registry=self.registry_table,
+                ),
+                SQL(
+                    "CREATE OR REPLACE FUNCTION {schema}.{try_append}({parameters}) "
+                    "RETURNS TABLE (positions bigint[], error_state text, error_message text) "
+                    "LANGUAGE plpgsql AS $BODY$ "
+                    "BEGIN "
+                    "BEGIN "
+                    "positions := {schema}.{append}({arguments}); "
+                    "EXCEPTION WHEN integrity_constraint_violation OR SQLSTATE {stale} THEN "
+                    "GET STACKED DIAGNOSTICS error_state = RETURNED_SQLSTATE, error_message = MESSAGE_TEXT; "
+                    "END; "
+                    "RETURN NEXT; "
+                    "END; $BODY$"
+                ).format(
+                    schema=schema,
+                    try_append=try_append,
+                    append=append,
+                    parameters=parameters,
+                    arguments=arguments,
+                    stale=Literal(STALE_DECISION),
+                ),
+            ]
+        )
+        placeholders = SQL(", ").join([SQL("%s")] * 16)
+        self.append_statement = SQL("SELECT {0}.{1}({2}) AS positions").format(schema, append, placeholders)
+        self.try_append_statement = SQL("SELECT * FROM {0}.{1}({2})").format(schema, try_append, placeholders)
 
         self.committer = GroupCommitter(self._write_batch, name="postgres-group-commit")
 
@@ -168,26 +257,66 @@ class PostgresStoreRecorder(Chaining, PostgresApplicationRecorder):
         return select_events_binary(self, originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
 
     def _write_batch(self, batch: list[PendingSave]) -> None:
-        """Concurrent saves in one transaction under one table lock, each in its own savepoint
-        (service/group_commit.py)."""
+        """Concurrent saves (service/group_commit.py): a lone save is one autocommitted call of the append
+        function; several are one transaction, each save in its own subtransaction."""
         try:
-            with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-                self._lock_table(curs)
-                self._notify_channel(curs)
-                last = self._last_link(curs)
-                for pending in batch:
+            with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                if len(batch) == 1:
+                    (pending,) = batch
                     try:
-                        with conn.transaction():  # a savepoint
-                            positions, linked = self._save(curs, pending.stored_events, pending.kwargs, last)
-                    except (psycopg.IntegrityError, IntegrityError) as error:
-                        pending.fail(
-                            error if isinstance(error, IntegrityError) else IntegrityError(str(error))
-                        )
+                        curs.execute(self.append_statement, self._append_params(pending), prepare=True)
+                        row = curs.fetchone()
+                    except psycopg.IntegrityError as error:
+                        pending.fail(IntegrityError(str(error)))
+                    except psycopg.DatabaseError as error:
+                        if error.sqlstate != STALE_DECISION:
+                            raise
+                        pending.fail(StaleDecision(error.diag.message_primary or str(error)))
                     else:
-                        last = linked
-                        pending.succeed(positions)
+                        assert row is not None
+                        pending.succeed(row["positions"])
+                    return
+                with conn.transaction():
+                    # One pipelined round trip for all the calls (psycopg's executemany with `returning`).
+                    curs.executemany(
+                        self.try_append_statement,
+                        [self._append_params(pending) for pending in batch],
+                        returning=True,
+                    )
+                    for index, pending in enumerate(batch):
+                        if index and not curs.nextset():
+                            raise OperationalError(
+                                "the append function answered fewer saves than it was given"
+                            )
+                        row = curs.fetchone()
+                        assert row is not None
+                        if row["error_state"] is None:
+                            pending.succeed(row["positions"])
+                        elif row["error_state"] == STALE_DECISION:
+                            pending.fail(StaleDecision(row["error_message"]))
+                        else:
+                            pending.fail(IntegrityError(row["error_message"]))
         except psycopg.OperationalError as error:
             raise OperationalError(str(error)) from error
+
+    def _append_params(self, pending: PendingSave) -> tuple[Any, ...]:
+        kwargs = pending.kwargs
+        parts: Sequence[CanonicalParts] = kwargs["canonical_parts"]
+        expected: dict[UUID, int] = kwargs.get("expected_versions") or {}
+        registry = [row.as_params() for row in kwargs.get("registry") or ()]
+        columns: list[list[Any]] = [list(column) for column in zip(*registry, strict=True)] or [[]] * 8
+        events = pending.stored_events
+        return (
+            [e.originator_id for e in events],
+            [e.originator_version for e in events],
+            [e.topic for e in events],
+            [e.state for e in events],
+            [part.head for part in parts],
+            [part.tail for part in parts],
+            list(expected),
+            list(expected.values()),
+            *columns,
+        )
 
     def link_unchained(self) -> int:
         linked = 0
@@ -238,28 +367,6 @@ class PostgresStoreRecorder(Chaining, PostgresApplicationRecorder):
         row = curs.fetchone()
         return GENESIS if row is None else Link(row["notification_id"], row["hash"])
 
-    def _save(
-        self,
-        curs: Cursor[DictRow],
-        stored_events: Sequence[StoredEvent],
-        kwargs: dict[str, Any],
-        last: Link,
-    ) -> tuple[list[int], Link]:
-        self._check_expected_versions(curs, kwargs.get("expected_versions") or {})
-        self._write_registry(curs, kwargs.get("registry") or ())
-        parts: Sequence[CanonicalParts] = kwargs["canonical_parts"]
-        links, linked = self.links(parts, last)
-        pg_stored_events = [
-            self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
-            for e in stored_events
-        ]
-        curs.execute(
-            self.insert_events_statement,
-            (last.position, [h for _, h, _ in links], [p for _, _, p in links], pg_stored_events),
-            prepare=True,
-        )
-        return [position for position, _, _ in links], linked
-
     def select_notifications(
         self,
         start: int | None,
@@ -291,26 +398,6 @@ class PostgresStoreRecorder(Chaining, PostgresApplicationRecorder):
                 )
                 for row in curs.fetchall()
             ]
-
-    def _check_expected_versions(self, curs: Cursor[DictRow], expected: dict[UUID, int]) -> None:
-        for aggregate_id, version in expected.items():
-            curs.execute(self.max_version_statement, (aggregate_id,), prepare=True)
-            row = curs.fetchone()
-            current = row["v"] if row else None
-            if current != version:
-                raise StaleDecision(f"{aggregate_id} is at version {current}, not {version}")
-
-    def _write_registry(self, curs: Cursor[DictRow], rows: Sequence[RegistryRow]) -> None:
-        for row in rows:
-            curs.execute(
-                SQL(
-                    "INSERT INTO {0} VALUES (%s,%s,%s,%s,%s,%s,%s,%s) "
-                    "ON CONFLICT (replication_id) DO UPDATE SET status=excluded.status, "
-                    "penerapan_on=excluded.penerapan_on, closed_on=excluded.closed_on"
-                ).format(self.registry_table),
-                row.as_params(),
-                prepare=True,
-            )
 
     def registry_of(self, innovation_id: UUID) -> list[RegistryRow]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
