@@ -102,8 +102,7 @@ class TopicProjector:
                 with self.store.begin() as conn:
                     records = [record_from_message(message.value) for message in messages]
                     hold(conn, self.projection.name)  # before the tables: the order every writer keeps
-                    for record in records:
-                        self.projection.project(conn, record)
+                    self.projection.project_all(conn, records)  # in the poll's order
                     advance_watermark(conn, self.projection.name, [r.position for r in records])
                 applied = len(messages)
             except OperationalError:

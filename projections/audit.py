@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import Connection, bindparam, insert, select
 
 from domain.published import EventRecord
 from projections.tables import AUDIT_TABLES, audit_events
-from projections.tracking import Projection
+from projections.tracking import IN_CHUNK, Projection
 
-_RECORDED = select(audit_events.c.position).where(audit_events.c.event_id == bindparam("b_event_id"))
+_RECORDED = select(audit_events.c.event_id).where(
+    audit_events.c.event_id.in_(bindparam("b_event_ids", expanding=True))
+)
 _RECORD = insert(audit_events)
 
 
@@ -17,6 +21,14 @@ class AuditProjection(Projection):
     tables = AUDIT_TABLES
 
     def project(self, conn: Connection, record: EventRecord) -> None:
-        if conn.execute(_RECORDED, {"b_event_id": record.id}).first() is not None:
-            return
-        conn.execute(_RECORD, {**record.to_dict(), "event_id": record.id})
+        self.project_all(conn, [record])
+
+    def project_all(self, conn: Connection, records: Sequence[EventRecord]) -> None:
+        """One row per event not logged yet, inserted together."""
+        fresh = {record.id: record for record in records}
+        ids = list(fresh)
+        for start in range(0, len(ids), IN_CHUNK):
+            for logged in conn.execute(_RECORDED, {"b_event_ids": ids[start : start + IN_CHUNK]}).scalars():
+                fresh.pop(logged, None)
+        if fresh:
+            conn.execute(_RECORD, [{**record.to_dict(), "event_id": key} for key, record in fresh.items()])

@@ -10,38 +10,39 @@ from streams that are ordered per aggregate only.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from domain import regions
 from domain.catalogue import round_half_up
 from domain.enums import ReplicationStatus
 from domain.published import EventRecord
-from projections.adaptation import log_modification
+from projections.adaptation import log_modifications, modification_row
 from projections.tables import INDEX_TABLES, evaluations, innovation_urusan, innovations, replications
-from projections.tracking import Projection
+from projections.tracking import IN_CHUNK, Projection
 
 Doc = dict[str, Any]
-Handler = Callable[[Connection, EventRecord], None]
+Handler = Callable[["Batch", EventRecord], None]
 
 PENERAPAN = ReplicationStatus.PENERAPAN.value
 
 # Statements built once (building and keying a statement costs more than running it on SQLite).
-_INNOVATION_DOC = select(innovations.c.doc).where(innovations.c.innovation_id == bindparam("b_id"))
+_INNOVATION_DOCS = select(innovations.c.innovation_id, innovations.c.doc).where(
+    innovations.c.innovation_id.in_(bindparam("b_ids", expanding=True))
+)
 _ADD_INNOVATION = insert(innovations)
 _SET_INNOVATION = update(innovations).where(innovations.c.innovation_id == bindparam("b_id"))
-_REPLICATION_DOC = select(replications.c.doc).where(replications.c.replication_id == bindparam("b_id"))
+_REPLICATION_DOCS = select(replications.c.replication_id, replications.c.doc).where(
+    replications.c.replication_id.in_(bindparam("b_ids", expanding=True))
+)
 _ADD_REPLICATION = insert(replications)
 _SET_REPLICATION = update(replications).where(replications.c.replication_id == bindparam("b_id"))
 _REPLICATIONS_OF = select(replications.c.replication_id, replications.c.doc).where(
     replications.c.innovation_id == bindparam("b_id")
-)
-_COUNT_AT_PENERAPAN = select(func.count(replications.c.adopting_region.distinct())).where(
-    replications.c.innovation_id == bindparam("b_id"), replications.c.status == PENERAPAN
 )
 _CLEAR_URUSAN = delete(innovation_urusan).where(innovation_urusan.c.innovation_id == bindparam("b_id"))
 _ADD_URUSAN = insert(innovation_urusan)
@@ -81,14 +82,23 @@ class IndexProjection(Projection):
         }
 
     def project(self, conn: Connection, record: EventRecord) -> None:
-        handler = self._handlers.get(record.type)
-        if handler is not None:
-            handler(conn, record)
+        self.project_all(conn, [record])
+
+    def project_all(self, conn: Connection, records: Sequence[EventRecord]) -> None:
+        """Lay records down in their order, as `project` one after the other would: the documents they touch are
+        read once and written once, and the rows they add are inserted together."""
+        batch = Batch(conn)
+        batch.prefetch(records)
+        for record in records:
+            handler = self._handlers.get(record.type)
+            if handler is not None:
+                handler(batch, record)
+        batch.flush()
 
     # --- innovations --------------------------------------------------------------------------
 
-    def _innovation_registered(self, conn: Connection, record: EventRecord) -> None:
-        if _innovation_doc(conn, record.aggregate_id) is not None:
+    def _innovation_registered(self, batch: Batch, record: EventRecord) -> None:
+        if batch.innovation(record.aggregate_id) is not None:
             return
         data = record.data
         doc: Doc = {
@@ -111,78 +121,70 @@ class IndexProjection(Projection):
             "stage_dates": {data["stage"]: data["started_on"]},
             "evaluations": [],
             "version": record.version,
-            "replication_count": _count_at_penerapan(conn, record.aggregate_id),
+            "replication_count": batch.count_at_penerapan(record.aggregate_id),
         }
-        conn.execute(
-            _ADD_INNOVATION,
-            {
-                "innovation_id": record.aggregate_id,
-                "created_position": record.position,
-                "doc": doc,
-                **_innovation_columns(doc),
-            },
-        )
-        _set_urusan(conn, record.aggregate_id, doc["urusan"])
-        _refresh_replications_of(conn, doc)
+        batch.add_innovation(doc, record.position)
+        batch.set_urusan(record.aggregate_id, doc["urusan"])
+        batch.refresh_replications_of(doc)
 
-    def _innovation_stage_advanced(self, conn: Connection, record: EventRecord) -> None:
+    def _innovation_stage_advanced(self, batch: Batch, record: EventRecord) -> None:
         def change(doc: Doc) -> None:
             doc["stage"] = record.data["stage"]
             doc["stage_dates"] = {**doc["stage_dates"], record.data["stage"]: record.data["effective_on"]}
 
-        self._change_innovation(conn, record, change)
+        self._change_innovation(batch, record, change)
 
-    def _innovation_revised(self, conn: Connection, record: EventRecord) -> None:
+    def _innovation_revised(self, batch: Batch, record: EventRecord) -> None:
         changes: dict[str, Any] = record.data["changes"]
 
         def change(doc: Doc) -> None:
             for field, value in changes.items():
                 doc[field] = list(value) if field == "urusan" else value
 
-        doc = self._change_innovation(conn, record, change)
+        doc = self._change_innovation(batch, record, change)
         if doc is None:
             return
         if "urusan" in changes:
-            _set_urusan(conn, record.aggregate_id, doc["urusan"])
+            batch.set_urusan(record.aggregate_id, doc["urusan"])
         if "name" in changes or "urusan" in changes:
-            _refresh_replications_of(conn, doc)
+            batch.refresh_replications_of(doc)
 
-    def _innovation_evaluated(self, conn: Connection, record: EventRecord) -> None:
+    def _innovation_evaluated(self, batch: Batch, record: EventRecord) -> None:
         def change(doc: Doc) -> None:
             doc["evaluations"] = [*doc["evaluations"], evaluation_of(record.data)]
 
-        doc = self._change_innovation(conn, record, change)
+        doc = self._change_innovation(batch, record, change)
         if doc is not None:
-            _add_evaluation(conn, record, "innovation", doc["region"])
+            batch.add_evaluation(record, "innovation", doc["region"])
 
-    def _innovation_retired(self, conn: Connection, record: EventRecord) -> None:
+    def _innovation_retired(self, batch: Batch, record: EventRecord) -> None:
         def change(doc: Doc) -> None:
             doc["retired"] = True
             doc["retired_on"] = record.data["effective_on"]
 
-        self._change_innovation(conn, record, change)
+        self._change_innovation(batch, record, change)
 
     def _change_innovation(
-        self, conn: Connection, record: EventRecord, change: Callable[[Doc], None]
+        self, batch: Batch, record: EventRecord, change: Callable[[Doc], None]
     ) -> Doc | None:
         """Apply one later event to an innovation's document; None when that version is already in."""
-        doc = _innovation_doc(conn, record.aggregate_id)
+        doc = batch.innovation(record.aggregate_id)
         if doc is None:
             raise MissingDocument(f"{record.type} at {record.position}: no innovation {record.aggregate_id}")
         if record.version <= doc["version"]:
             return None
         change(doc)
         doc["version"] = record.version
-        _save_innovation(conn, doc)
+        batch.innovation_changed(doc["id"])
         return doc
 
     # --- replications -------------------------------------------------------------------------
 
-    def _replication_proposed(self, conn: Connection, record: EventRecord) -> None:
-        if _replication_doc(conn, record.aggregate_id) is not None:
+    def _replication_proposed(self, batch: Batch, record: EventRecord) -> None:
+        if batch.replication(record.aggregate_id) is not None:
             return
         data = record.data
-        innovation = _innovation_doc(conn, data["innovation_id"])
+        innovation = batch.innovation(data["innovation_id"])
         doc: Doc = {
             "id": record.aggregate_id,
             "innovation_id": data["innovation_id"],
@@ -204,18 +206,9 @@ class IndexProjection(Projection):
             "discontinuation": None,
             "version": record.version,
         }
-        conn.execute(
-            _ADD_REPLICATION,
-            {
-                "replication_id": record.aggregate_id,
-                "created_position": record.position,
-                "doc": doc,
-                **_replication_columns(doc),
-                **_innovation_facets(innovation),
-            },
-        )
+        batch.add_replication(doc, record.position, _innovation_facets(innovation))
 
-    def _agreement_signed(self, conn: Connection, record: EventRecord) -> None:
+    def _agreement_signed(self, batch: Batch, record: EventRecord) -> None:
         def change(doc: Doc) -> None:
             data = record.data
             doc["status"] = ReplicationStatus.DISEPAKATI.value
@@ -226,16 +219,16 @@ class IndexProjection(Projection):
                 "document_url": data.get("document_url"),
             }
 
-        self._change_replication(conn, record, change)
+        self._change_replication(batch, record, change)
 
-    def _replication_rejected(self, conn: Connection, record: EventRecord) -> None:
+    def _replication_rejected(self, batch: Batch, record: EventRecord) -> None:
         def change(doc: Doc) -> None:
             doc["status"] = ReplicationStatus.DITOLAK.value
             doc["rejection"] = {"reason": record.data["reason"], "rejected_on": record.data["rejected_on"]}
 
-        self._change_replication(conn, record, change)
+        self._change_replication(batch, record, change)
 
-    def _modification_recorded(self, conn: Connection, record: EventRecord) -> None:
+    def _modification_recorded(self, batch: Batch, record: EventRecord) -> None:
         def change(doc: Doc) -> None:
             data = record.data
             modification = {
@@ -249,25 +242,25 @@ class IndexProjection(Projection):
             }
             doc["modifications"] = [*doc["modifications"], modification]
 
-        self._change_replication(conn, record, change)
-        log_modification(conn, record)  # the adaptation log (projections/adaptation.py)
+        self._change_replication(batch, record, change)
+        batch.log_modification(record)  # the adaptation log (projections/adaptation.py)
 
-    def _adoption_advanced(self, conn: Connection, record: EventRecord) -> None:
+    def _adoption_advanced(self, batch: Batch, record: EventRecord) -> None:
         def change(doc: Doc) -> None:
             doc["status"] = record.data["stage"]
             doc["stages"] = {**doc["stages"], record.data["stage"]: record.data["effective_on"]}
 
-        self._change_replication(conn, record, change)
+        self._change_replication(batch, record, change)
 
-    def _evaluation_recorded(self, conn: Connection, record: EventRecord) -> None:
+    def _evaluation_recorded(self, batch: Batch, record: EventRecord) -> None:
         def change(doc: Doc) -> None:
             doc["evaluations"] = [*doc["evaluations"], evaluation_of(record.data)]
 
-        doc = self._change_replication(conn, record, change)
+        doc = self._change_replication(batch, record, change)
         if doc is not None:
-            _add_evaluation(conn, record, "replication", doc["adopting_region"])
+            batch.add_evaluation(record, "replication", doc["adopting_region"])
 
-    def _replication_discontinued(self, conn: Connection, record: EventRecord) -> None:
+    def _replication_discontinued(self, batch: Batch, record: EventRecord) -> None:
         def change(doc: Doc) -> None:
             doc["status"] = ReplicationStatus.DIHENTIKAN.value
             doc["discontinuation"] = {
@@ -275,13 +268,13 @@ class IndexProjection(Projection):
                 "effective_on": record.data["effective_on"],
             }
 
-        self._change_replication(conn, record, change)
+        self._change_replication(batch, record, change)
 
     def _change_replication(
-        self, conn: Connection, record: EventRecord, change: Callable[[Doc], None]
+        self, batch: Batch, record: EventRecord, change: Callable[[Doc], None]
     ) -> Doc | None:
         """Apply one later event to a replication's document; None when that version is already in."""
-        doc = _replication_doc(conn, record.aggregate_id)
+        doc = batch.replication(record.aggregate_id)
         if doc is None:
             raise MissingDocument(f"{record.type} at {record.position}: no replication {record.aggregate_id}")
         if record.version <= doc["version"]:
@@ -289,9 +282,9 @@ class IndexProjection(Projection):
         status_before = doc["status"]
         change(doc)
         doc["version"] = record.version
-        conn.execute(_SET_REPLICATION, {"b_id": doc["id"], "doc": doc, **_replication_columns(doc)})
+        batch.replication_changed(doc["id"])
         if PENERAPAN in (status_before, doc["status"]) and status_before != doc["status"]:
-            _refresh_replication_count(conn, doc["innovation_id"])
+            batch.refresh_replication_count(doc["innovation_id"])
         return doc
 
 
@@ -311,48 +304,237 @@ def evaluation_of(data: dict[str, Any]) -> Doc:
     return {key: data.get(key) for key in keys}
 
 
-def _add_evaluation(conn: Connection, record: EventRecord, subject_kind: str, region: str) -> None:
-    """A row for the region score, and which evaluation of its (subject, year) now counts: the latest by
-    `evaluated_on`, then by position (index.md)."""
-    data = record.data
-    subject, year = record.aggregate_id, int(data["year"])
-    conn.execute(
-        _ADD_EVALUATION,
-        {
-            "evaluation_id": str(data["evaluation_id"]),
-            "position": record.position,
-            "subject_kind": subject_kind,
-            "subject_id": subject,
-            "region": region,
-            "year": year,
-            "catalogue": data["catalogue"],
-            "evaluated_on": day(data["evaluated_on"]),
-            "total": int(data["total"]),
-            "score": str(round_half_up(Decimal(str(data["score"])))),
-            "category": data["category"],
-            "latest": False,
-        },
-    )
-    rows = conn.execute(_EVALUATIONS_OF, {"b_subject": subject, "b_year": year}).all()
-    latest = max(rows, key=lambda row: (row.evaluated_on, row.position)).evaluation_id
-    conn.execute(_MARK_LATEST, {"b_subject": subject, "b_year": year, "b_latest": latest})
+# --- one batch of records ---------------------------------------------------------------------
+
+
+class Batch:
+    """The index tables as a run of records leaves them, kept in memory until `flush`: each document is read at
+    most once (`prefetch` reads those of the batch's aggregates together) and written once, whatever number of
+    the batch's records change it; the rows the records add are inserted together. Everything a later record of
+    the batch reads (documents, the replications of an innovation, the evaluations of a subject and year) is
+    answered from what the earlier ones did, so the tables end as applying the records one by one leaves them."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.innovations: dict[str, Doc] = {}
+        self.replications: dict[str, Doc] = {}
+        self.absent: set[str] = set()  # ids known to have no document (yet)
+        self.created: dict[str, int] = {}  # id -> created_position, for documents this batch creates
+        self.changed: set[str] = set()  # documents (stored before the batch) to write back
+        self.facets: dict[
+            str, dict[str, Any]
+        ] = {}  # replication id -> its innovation's form and urusan, if set
+        self.replications_of_innovation: dict[str, set[str]] = {}  # complete for the innovations it holds
+        self.urusan: dict[str, list[str]] = {}
+        self.evaluation_rows: list[dict[str, Any]] = []
+        self.evaluations_of: dict[tuple[str, int], list[tuple[date, int, str]]] = {}
+        self.modification_rows: dict[str, dict[str, Any]] = {}
+
+    # --- reading ---
+
+    def prefetch(self, records: Sequence[EventRecord]) -> None:
+        """Read the documents of the batch's aggregates (and the innovations its replications name) at once."""
+        wanted_innovations: set[str] = set()
+        wanted_replications: set[str] = set()
+        for record in records:
+            if record.aggregate_type == "Innovation":
+                wanted_innovations.add(record.aggregate_id)
+            else:
+                wanted_replications.add(record.aggregate_id)
+                if record.type == "ReplicationProposed":
+                    wanted_innovations.add(record.data["innovation_id"])
+        self._read_documents(_INNOVATION_DOCS, sorted(wanted_innovations), self.innovations)
+        self._read_documents(_REPLICATION_DOCS, sorted(wanted_replications), self.replications)
+
+    def _read_documents(self, statement: Any, ids: list[str], into: dict[str, Doc]) -> None:
+        ids = [i for i in ids if i not in into and i not in self.absent]
+        for start in range(0, len(ids), IN_CHUNK):
+            chunk = ids[start : start + IN_CHUNK]
+            found = {key: dict(doc) for key, doc in self.conn.execute(statement, {"b_ids": chunk})}
+            into.update(found)
+            self.absent.update(i for i in chunk if i not in found)
+
+    def innovation(self, innovation_id: str) -> Doc | None:
+        if innovation_id not in self.innovations and innovation_id not in self.absent:
+            self._read_documents(_INNOVATION_DOCS, [innovation_id], self.innovations)
+        return self.innovations.get(innovation_id)
+
+    def replication(self, replication_id: str) -> Doc | None:
+        if replication_id not in self.replications and replication_id not in self.absent:
+            self._read_documents(_REPLICATION_DOCS, [replication_id], self.replications)
+        return self.replications.get(replication_id)
+
+    def replications_of(self, innovation_id: str) -> list[Doc]:
+        known = self.replications_of_innovation.get(innovation_id)
+        if known is None:
+            known = {key for key, doc in self.replications.items() if doc["innovation_id"] == innovation_id}
+            for replication_id, stored in self.conn.execute(_REPLICATIONS_OF, {"b_id": innovation_id}):
+                if replication_id not in self.replications:  # what the batch holds is newer
+                    self.replications[replication_id] = dict(stored)
+                    self.absent.discard(replication_id)
+                known.add(replication_id)
+            self.replications_of_innovation[innovation_id] = known
+        return [self.replications[key] for key in sorted(known)]
+
+    def count_at_penerapan(self, innovation_id: str) -> int:
+        """Distinct adopting regions whose replication of the innovation is at penerapan."""
+        return len(
+            {d["adopting_region"] for d in self.replications_of(innovation_id) if d["status"] == PENERAPAN}
+        )
+
+    # --- changing ---
+
+    def add_innovation(self, doc: Doc, position: int) -> None:
+        self.innovations[doc["id"]] = doc
+        self.absent.discard(doc["id"])
+        self.created[doc["id"]] = position
+
+    def innovation_changed(self, innovation_id: str) -> None:
+        if innovation_id not in self.created:
+            self.changed.add(innovation_id)
+
+    def add_replication(self, doc: Doc, position: int, facets: dict[str, Any]) -> None:
+        self.replications[doc["id"]] = doc
+        self.absent.discard(doc["id"])
+        self.created[doc["id"]] = position
+        self.facets[doc["id"]] = facets
+        known = self.replications_of_innovation.get(doc["innovation_id"])
+        if known is not None:
+            known.add(doc["id"])
+
+    def replication_changed(self, replication_id: str) -> None:
+        if replication_id not in self.created:
+            self.changed.add(replication_id)
+
+    def set_urusan(self, innovation_id: str, urusan: list[str]) -> None:
+        self.urusan[innovation_id] = list(urusan)
+
+    def refresh_replications_of(self, innovation: Doc) -> None:
+        """Bring the innovation's name, form and urusan into every replication of it."""
+        facets = _innovation_facets(innovation)
+        for doc in self.replications_of(innovation["id"]):
+            doc["innovation_name"] = innovation["name"]
+            self.facets[doc["id"]] = dict(facets)
+            self.replication_changed(doc["id"])
+
+    def refresh_replication_count(self, innovation_id: str) -> None:
+        doc = self.innovation(innovation_id)
+        if doc is None:
+            return  # its registration is not applied yet; it counts then
+        count = self.count_at_penerapan(innovation_id)
+        if doc["replication_count"] != count:
+            doc["replication_count"] = count
+            self.innovation_changed(innovation_id)
+
+    def add_evaluation(self, record: EventRecord, subject_kind: str, region: str) -> None:
+        """A row for the region score, and which evaluation of its (subject, year) now counts: the latest by
+        `evaluated_on`, then by position (index.md)."""
+        data = record.data
+        subject, year = record.aggregate_id, int(data["year"])
+        evaluated_on = day(data["evaluated_on"])
+        assert evaluated_on is not None
+        key = (subject, year)
+        if key not in self.evaluations_of:
+            self.evaluations_of[key] = (
+                []
+                if subject in self.created  # a document of this batch has no evaluations stored before it
+                else [
+                    (row.evaluated_on, row.position, row.evaluation_id)
+                    for row in self.conn.execute(_EVALUATIONS_OF, {"b_subject": subject, "b_year": year})
+                ]
+            )
+        self.evaluations_of[key].append((evaluated_on, record.position, str(data["evaluation_id"])))
+        self.evaluation_rows.append(
+            {
+                "evaluation_id": str(data["evaluation_id"]),
+                "position": record.position,
+                "subject_kind": subject_kind,
+                "subject_id": subject,
+                "region": region,
+                "year": year,
+                "catalogue": data["catalogue"],
+                "evaluated_on": evaluated_on,
+                "total": int(data["total"]),
+                "score": str(round_half_up(Decimal(str(data["score"])))),
+                "category": data["category"],
+                "latest": False,
+            }
+        )
+
+    def log_modification(self, record: EventRecord) -> None:
+        row = modification_row(record)
+        self.modification_rows.setdefault(row["modification_id"], row)
+
+    # --- writing ---
+
+    def flush(self) -> None:
+        conn = self.conn
+        new_innovations, new_replications = [], []
+        set_innovations, set_replications, set_replications_facets = [], [], []
+        for key, position in self.created.items():
+            if key in self.innovations:
+                doc = self.innovations[key]
+                new_innovations.append(
+                    {
+                        "innovation_id": key,
+                        "created_position": position,
+                        "doc": doc,
+                        **_innovation_columns(doc),
+                    }
+                )
+            else:
+                doc = self.replications[key]
+                new_replications.append(
+                    {
+                        "replication_id": key,
+                        "created_position": position,
+                        "doc": doc,
+                        **_replication_columns(doc),
+                        **self.facets[key],
+                    }
+                )
+        for key in sorted(self.changed):
+            if key in self.innovations:
+                doc = self.innovations[key]
+                set_innovations.append({"b_id": key, "doc": doc, **_innovation_columns(doc)})
+            else:
+                doc = self.replications[key]
+                row = {"b_id": key, "doc": doc, **_replication_columns(doc)}
+                if key in self.facets:
+                    set_replications_facets.append({**row, **self.facets[key]})
+                else:
+                    set_replications.append(row)
+        if new_innovations:
+            conn.execute(_ADD_INNOVATION, new_innovations)
+        if new_replications:
+            conn.execute(_ADD_REPLICATION, new_replications)
+        if set_innovations:
+            conn.execute(_SET_INNOVATION, set_innovations)
+        if set_replications:
+            conn.execute(_SET_REPLICATION, set_replications)
+        if set_replications_facets:
+            conn.execute(_SET_REPLICATION, set_replications_facets)
+        if self.urusan:
+            conn.execute(_CLEAR_URUSAN, [{"b_id": key} for key in self.urusan])
+            rows = [
+                {"innovation_id": key, "urusan": u} for key, urusan in self.urusan.items() for u in urusan
+            ]
+            if rows:
+                conn.execute(_ADD_URUSAN, rows)
+        if self.evaluation_rows:
+            conn.execute(_ADD_EVALUATION, self.evaluation_rows)
+            conn.execute(
+                _MARK_LATEST,
+                [
+                    {"b_subject": subject, "b_year": year, "b_latest": max(rows)[2]}
+                    for (subject, year), rows in self.evaluations_of.items()
+                ],
+            )
+        if self.modification_rows:
+            log_modifications(conn, list(self.modification_rows.values()))
 
 
 # --- rows and documents -----------------------------------------------------------------------
-
-
-def _innovation_doc(conn: Connection, innovation_id: str) -> Doc | None:
-    found = conn.execute(_INNOVATION_DOC, {"b_id": innovation_id}).scalar_one_or_none()
-    return dict(found) if found is not None else None
-
-
-def _replication_doc(conn: Connection, replication_id: str) -> Doc | None:
-    found = conn.execute(_REPLICATION_DOC, {"b_id": replication_id}).scalar_one_or_none()
-    return dict(found) if found is not None else None
-
-
-def _save_innovation(conn: Connection, doc: Doc) -> None:
-    conn.execute(_SET_INNOVATION, {"b_id": doc["id"], "doc": doc, **_innovation_columns(doc)})
 
 
 def _innovation_columns(doc: Doc) -> dict[str, Any]:
@@ -400,38 +582,6 @@ def _innovation_facets(innovation: Doc | None) -> dict[str, Any]:
     if innovation is None:
         return {"form": None, "urusan": []}
     return {"form": innovation["form"], "urusan": list(innovation["urusan"])}
-
-
-def _set_urusan(conn: Connection, innovation_id: str, urusan: list[str]) -> None:
-    conn.execute(_CLEAR_URUSAN, {"b_id": innovation_id})
-    if urusan:
-        conn.execute(_ADD_URUSAN, [{"innovation_id": innovation_id, "urusan": u} for u in urusan])
-
-
-def _refresh_replications_of(conn: Connection, innovation: Doc) -> None:
-    """Bring the innovation's name, form and urusan into every replication of it."""
-    facets = _innovation_facets(innovation)
-    changes = [
-        {"b_id": replication_id, "doc": {**stored, "innovation_name": innovation["name"]}, **facets}
-        for replication_id, stored in conn.execute(_REPLICATIONS_OF, {"b_id": innovation["id"]})
-    ]
-    if changes:
-        conn.execute(_SET_REPLICATION, changes)
-
-
-def _count_at_penerapan(conn: Connection, innovation_id: str) -> int:
-    """Distinct adopting regions whose replication of the innovation is at penerapan."""
-    return int(conn.execute(_COUNT_AT_PENERAPAN, {"b_id": innovation_id}).scalar_one())
-
-
-def _refresh_replication_count(conn: Connection, innovation_id: str) -> None:
-    doc = _innovation_doc(conn, innovation_id)
-    if doc is None:
-        return  # its registration is not applied yet; it counts then
-    count = _count_at_penerapan(conn, innovation_id)
-    if doc["replication_count"] != count:
-        doc["replication_count"] = count
-        conn.execute(_SET_INNOVATION, {"b_id": innovation_id, "doc": doc})
 
 
 # --- values -----------------------------------------------------------------------------------

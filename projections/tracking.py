@@ -29,8 +29,8 @@ class Applies(Protocol):
 
 
 class Projection:
-    """A projection of the record: `project` lays one record down; `apply` does so at most once. `tables` are the
-    tables it owns (projections/tables.py), which a rebuild replaces together."""
+    """A projection of the record: `project` lays one record down (`project_all` several); `apply` and `apply_all`
+    do so at most once. `tables` are the tables it owns (projections/tables.py), which a rebuild replaces together."""
 
     name: str = ""
     tables: tuple[Table, ...] = ()
@@ -46,16 +46,21 @@ class Projection:
         before = hold(conn, self.name)
         if not claim(conn, self.name, records[-1].position):
             return
-        for record in records:
-            if record.position > before:
-                self.project(conn, record)
+        self.project_all(conn, [record for record in records if record.position > before])
 
     def project(self, conn: Connection, record: EventRecord) -> None:
         """Lay one record down. Also safe to call again for a record already laid down."""
         raise NotImplementedError
 
+    def project_all(self, conn: Connection, records: Sequence[EventRecord]) -> None:
+        """Lay records down in their order, as `project` one after the other does (a projection may do it in
+        fewer statements). Also safe to call again for records already laid down."""
+        for record in records:
+            self.project(conn, record)
+
 
 WATERMARK_CHUNK = 1000
+IN_CHUNK = 500  # ids per `IN (...)` of a batch's look-ups
 
 _POSITION = select(projection_positions.c.position).where(projection_positions.c.name == bindparam("b_name"))
 _START = insert(projection_positions)

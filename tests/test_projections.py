@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -817,6 +817,47 @@ def test_redelivered_records_change_nothing_even_without_position_tracking(netwo
     assert snapshot(views) == before
 
 
+@pytest.mark.parametrize("order", ["global", "replications first"])
+def test_a_batch_lays_records_down_as_one_record_at_a_time_does(network, admin, tmp_path, order):
+    busy_work(network, range(0, 3))
+    evaluated = UUID(replication(network, register(network, name="Dinilai"), "35.05", "penerapan"))
+    for days in (10, 5, 5):  # the same date twice: the later position counts
+        network.evaluate_replication(evaluated, evaluation(days_ago(days)))
+    records = read_records(network, 0, 500)
+    if order == "replications first":  # ordered per aggregate only, as a stream may deliver them
+        records = sorted(records, key=lambda r: r.aggregate_type != "Replication")
+    one_at_a_time, together = open_views(tmp_path / "one.sqlite"), open_views(tmp_path / "together.sqlite")
+    for record in records:
+        with one_at_a_time.begin() as conn:
+            IndexProjection().project(conn, record)
+            AuditProjection().project(conn, record)
+
+    with together.begin() as conn:
+        IndexProjection().project_all(conn, records)
+        AuditProjection().project_all(conn, records)
+    with together.begin() as conn:  # delivered again
+        IndexProjection().project_all(conn, records)
+        AuditProjection().project_all(conn, records)
+
+    tables = snapshot(together)
+    assert tables == snapshot(one_at_a_time)
+    assert len(tables["audit_events"]) == len(records)
+    assert {row["doc"]["innovation_name"] for row in tables["replications"]} == {
+        *(f"Inovasi {n} (revisi)" for n in range(3)),
+        "Dinilai",
+    }
+    assert [row["doc"]["replication_count"] for row in tables["innovations"]] == [1, 1, 1, 1]
+    forms = {row["innovation_id"]: (row["form"], row["doc"]["urusan"]) for row in tables["innovations"]}
+    assert [(row["form"], row["urusan"]) for row in tables["replications"]] == [
+        forms[row["innovation_id"]] for row in tables["replications"]
+    ]
+    assert [row["latest"] for row in sorted(tables["evaluations"], key=lambda row: row["position"])] == [
+        False,
+        False,
+        True,
+    ]
+
+
 def test_a_failing_record_is_rolled_back_and_retried_never_skipped(network, admin, views, tmp_path):
     replication(network, register(network), "35.05", "penerapan")
     head = network.head_position()
@@ -849,9 +890,9 @@ class CountingAudit(AuditProjection):
     def __init__(self, laid_down: list[int]) -> None:
         self.laid_down = laid_down
 
-    def project(self, conn: Connection, record: EventRecord) -> None:
-        self.laid_down.append(record.position)
-        super().project(conn, record)
+    def project_all(self, conn: Connection, records: Sequence[EventRecord]) -> None:
+        self.laid_down.extend(record.position for record in records)
+        super().project_all(conn, records)
 
 
 def test_two_runners_on_the_same_views_lay_each_record_down_once(network, admin, views):
