@@ -339,17 +339,28 @@ def latency(ctx: Context, bootstrap: str, backend: str) -> list[Row]:
     finally:
         runtime.close()
 
-    def delays(found: list[tuple[int, float]]) -> list[float]:
-        reached = [f[0] for f in found]
-        return [(found[bisect.bisect_left(reached, p)][1] - at) * 1000 for at, p in issued]
+    unseen: dict[str, int] = {}
 
-    latencies, to_relay = delays(seen), delays(relayed)
+    def delays(found: list[tuple[int, float]], name: str) -> list[float]:
+        """Milliseconds from each command to the first sample that held its position; commands never seen
+        within the wait are counted apart (`unseen`), not timed."""
+        reached = [f[0] for f in found]
+        timed = []
+        for at, p in issued:
+            i = bisect.bisect_left(reached, p)
+            if i < len(found):
+                timed.append((found[i][1] - at) * 1000)
+        unseen[name] = len(issued) - len(timed)
+        return timed
+
+    latencies, to_relay = delays(seen, "projections"), delays(relayed, "relay")
 
     with ctx.step(f"stream/{backend}: raw Kafka round trip at {RATE}/s"):
         raw = raw_round_trips(bootstrap, seconds)
     p99 = percentile(latencies, 99)
     ctx.details[f"stream/latency/{backend}"] = {
         "commands": len(issued),
+        "not_seen_within_the_wait": unseen,
         "achieved_rate": round(achieved, 1),
         "p50_ms": percentile(latencies, 50),
         "p99_ms": p99,
