@@ -73,9 +73,9 @@ class Runtime:
             return None
         with self._stream_lag_made:
             if self._stream_lag is None:
-                from app.status import stream_lag_for
+                from consumers.lag import probe_of
 
-                self._stream_lag = stream_lag_for(self)
+                self._stream_lag = probe_of(self.settings.kafka_bootstrap, self.settings.kafka_topic_prefix)
         return self._stream_lag
 
     def close(self) -> None:

@@ -16,18 +16,6 @@ PROJECTIONS = ("index", "audit")
 RELAY = "relay"
 
 
-def stream_lag_for(rt: Runtime) -> StreamLag | None:
-    """A lag probe of this deployment's consumer groups (None when nothing streams)."""
-    from consumers.projector import group_of
-    from consumers.relay import topics
-
-    settings = rt.settings
-    if not settings.kafka_bootstrap:
-        return None
-    prefix = settings.kafka_topic_prefix
-    return StreamLag(settings.kafka_bootstrap, topics(prefix), [group_of(prefix, p) for p in PROJECTIONS])
-
-
 def statuses(rt: Runtime, stream_lag: StreamLag | None = None) -> list[dict[str, Any]]:
     """One row per projection, and one for the relay when streaming or once it has run against this store.
     Each row says whether it counts for readiness (`required`)."""

@@ -146,3 +146,11 @@ class StreamLag:
                 lag_messages=sum(max(end - offsets.get(tp, 0), 0) for tp, end in ends.items()),
             )
         return answers
+
+
+def probe_of(bootstrap: str, prefix: str, projections: Sequence[str] = ("index", "audit")) -> StreamLag:
+    """A lag probe of a deployment's consumer groups: one per projection, over the topics of `prefix`."""
+    from consumers.projector import group_of
+    from consumers.relay import topics
+
+    return StreamLag(bootstrap, topics(prefix), [group_of(prefix, p) for p in projections])
