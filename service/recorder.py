@@ -157,7 +157,21 @@ class StoreRecorder(Chaining, SQLiteApplicationRecorder):
                 last = linked
                 pending.succeed(positions)
 
+    def chain_complete(self) -> bool:
+        """Whether the last stored event is linked (events are linked as they are stored: when the last one is,
+        all are). Reads only, so that a process starting while others write never waits for the write lock."""
+        table = self.events_table_name
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"PRAGMA table_info({table})")
+            if "hash" not in {row["name"] for row in c.fetchall()}:
+                return False
+            c.execute(self.last_link_statement)
+            row = c.fetchone()
+            return row is None or row["hash"] is not None
+
     def link_unchained(self) -> int:
+        if self.chain_complete():
+            return 0
         table = self.events_table_name
         linked = 0
         with self.datastore.transaction(commit=True) as c:

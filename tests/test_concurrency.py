@@ -303,3 +303,30 @@ def test_competing_proposal_between_reads_and_save_makes_this_one_a_duplicate(
     (stored,) = proposals_of(network, innovation.id)
     assert stored.aggregate_id == str(fired[0])
     assert stored.actor == "other-request"
+
+
+def test_a_worker_starts_while_another_process_holds_the_event_stores_write_lock(tmp_path: Any) -> None:
+    """A gunicorn worker (re)booting during a burst of commands must not fail on the embedded store's write lock:
+    a failed boot makes gunicorn stop the whole server. Opening reads only when the record is fully chained."""
+    import sqlite3
+
+    from app.runtime import Runtime
+    from app.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "var")
+    first = Runtime.open(settings)
+    with acting_as(Actor("setup", "admin", "req-setup")):
+        first.network.register_innovation(**innovation_fields())
+    first.close()
+
+    writer = sqlite3.connect(settings.event_store_path, timeout=0, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # another process in the middle of storing commands
+        opened = Runtime.open(settings)
+        try:
+            assert opened.network.head_position() == 1
+        finally:
+            opened.close()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
