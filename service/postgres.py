@@ -45,43 +45,8 @@ STALE_DECISION = "PJ001"
 """The SQLSTATE that the append function raises when an aggregate a decision read has moved since."""
 
 
-def select_events_binary(
-    recorder: PostgresAggregateRecorder,
-    originator_id: UUID | str,
-    *,
-    gt: int | None = None,
-    lte: int | None = None,
-    desc: bool = False,
-    limit: int | None = None,
-) -> list[StoredEvent]:
+class BinaryReads(PostgresAggregateRecorder):
     """The library's `select_events` (eventsourcing 9.5.6, pinned), with the rows in binary format."""
-    statement = recorder.select_events_statement
-    params: list[Any] = [originator_id]
-    if gt is not None:
-        params.append(gt)
-        statement += SQL(" AND originator_version > %s")
-    if lte is not None:
-        params.append(lte)
-        statement += SQL(" AND originator_version <= %s")
-    statement += SQL(" ORDER BY originator_version DESC" if desc else " ORDER BY originator_version ASC")
-    if limit is not None:
-        params.append(limit)
-        statement += SQL(" LIMIT %s")
-    with recorder.datastore.get_connection() as conn, conn.cursor(binary=True) as curs:
-        curs.execute(statement, params, prepare=True)
-        return [
-            StoredEvent(
-                originator_id=row["originator_id"],
-                originator_version=row["originator_version"],
-                topic=row["topic"],
-                state=row["state"],
-            )
-            for row in curs.fetchall()
-        ]
-
-
-class PostgresSnapshotRecorder(PostgresAggregateRecorder):
-    """The snapshot store's recorder: the library's, reading in binary format."""
 
     def select_events(
         self,
@@ -92,10 +57,36 @@ class PostgresSnapshotRecorder(PostgresAggregateRecorder):
         desc: bool = False,
         limit: int | None = None,
     ) -> Sequence[StoredEvent]:
-        return select_events_binary(self, originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
+        statement = self.select_events_statement
+        params: list[Any] = [originator_id]
+        if gt is not None:
+            params.append(gt)
+            statement += SQL(" AND originator_version > %s")
+        if lte is not None:
+            params.append(lte)
+            statement += SQL(" AND originator_version <= %s")
+        statement += SQL(" ORDER BY originator_version DESC" if desc else " ORDER BY originator_version ASC")
+        if limit is not None:
+            params.append(limit)
+            statement += SQL(" LIMIT %s")
+        with self.datastore.get_connection() as conn, conn.cursor(binary=True) as curs:
+            curs.execute(statement, params, prepare=True)
+            return [
+                StoredEvent(
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=row["state"],
+                )
+                for row in curs.fetchall()
+            ]
 
 
-class PostgresStoreRecorder(Chaining, PostgresApplicationRecorder):
+class PostgresSnapshotRecorder(BinaryReads):
+    """The snapshot store's recorder: the library's, reading in binary format."""
+
+
+class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
     def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
         schema = Identifier(self.datastore.schema)
@@ -244,17 +235,6 @@ class PostgresStoreRecorder(Chaining, PostgresApplicationRecorder):
         # Decoded here, in the caller's thread; only the positions and SHA-256s are left for the lock.
         parts = self.canonical_parts(stored_events)
         return self.committer.save(stored_events, canonical_parts=parts, **kwargs)
-
-    def select_events(
-        self,
-        originator_id: UUID | str,
-        *,
-        gt: int | None = None,
-        lte: int | None = None,
-        desc: bool = False,
-        limit: int | None = None,
-    ) -> Sequence[StoredEvent]:
-        return select_events_binary(self, originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
 
     def _write_batch(self, batch: list[PendingSave]) -> None:
         """Concurrent saves (service/group_commit.py): a lone save is one autocommitted call of the append
