@@ -143,6 +143,37 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
             "originator_ids, versions, topics, states, heads, tails, expected_ids, expected_versions, r_replication, r_innovation, r_source, "
             "r_adopting, r_status, r_generation, r_penerapan, r_closed"
         )
+        # What the append functions share: under the lock, the last link and the expected versions.
+        prologue = (
+            "SET LOCAL lock_timeout = '{lock_timeout}s'; "
+            "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
+            "NOTIFY {channel}; "
+            "SELECT notification_id, hash INTO last_position, prev FROM {schema}.{table} "
+            "ORDER BY notification_id DESC LIMIT 1; "
+            "IF NOT FOUND THEN last_position := 0; prev := {genesis}; END IF; "
+            "FOR i IN 1 .. coalesce(cardinality(expected_ids), 0) LOOP "
+            "SELECT MAX(originator_version) INTO current FROM {schema}.{table} "
+            "WHERE originator_id = expected_ids[i]; "
+            "IF current IS DISTINCT FROM expected_versions[i] THEN "
+            "RAISE EXCEPTION USING ERRCODE = {stale}, MESSAGE = format('%s is at version %s, not %s', "
+            "expected_ids[i], coalesce(current::text, 'None'), expected_versions[i]); "
+            "END IF; "
+            "END LOOP; "
+        )
+        upsert = (
+            "ON CONFLICT (replication_id) DO UPDATE SET status = excluded.status, "
+            "penerapan_on = excluded.penerapan_on, closed_on = excluded.closed_on; "
+        )
+        names = {
+            "schema": schema,
+            "table": table,
+            "channel": Identifier(self.channel_name),
+            "lock_timeout": SQL(str(int(self.datastore.lock_timeout))),
+            "genesis": Literal(GENESIS.hash),
+            "stale": Literal(STALE_DECISION),
+            "registry": self.registry_table,
+        }
+        append_one = Identifier(f"{self.events_table_name}_append_one")
         self.sql_create_statements.extend(
             [
                 SQL(
@@ -150,27 +181,9 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
                     "LANGUAGE plpgsql AS $BODY$ "
                     "DECLARE last_position bigint; prev text; current integer; "
                     "hashes text[] := '{{}}'; prevs text[] := '{{}}'; n integer := cardinality(originator_ids); "
-                    "BEGIN "
-                    "SET LOCAL lock_timeout = '{lock_timeout}s'; "
-                    "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
-                    "NOTIFY {channel}; "
-                    "SELECT notification_id, hash INTO last_position, prev FROM {schema}.{table} "
-                    "ORDER BY notification_id DESC LIMIT 1; "
-                    "IF NOT FOUND THEN last_position := 0; prev := {genesis}; END IF; "
-                    "FOR i IN 1 .. coalesce(cardinality(expected_ids), 0) LOOP "
-                    "SELECT MAX(originator_version) INTO current FROM {schema}.{table} "
-                    "WHERE originator_id = expected_ids[i]; "
-                    "IF current IS DISTINCT FROM expected_versions[i] THEN "
-                    "RAISE EXCEPTION USING ERRCODE = {stale}, MESSAGE = format('%s is at version %s, not %s', "
-                    "expected_ids[i], coalesce(current::text, 'None'), expected_versions[i]); "
-                    "END IF; "
-                    "END LOOP; "
-                    "IF cardinality(r_replication) > 0 THEN "
+                    "BEGIN " + prologue + "IF cardinality(r_replication) > 0 THEN "
                     "INSERT INTO {registry} SELECT * FROM unnest(r_replication, r_innovation, r_source, "
-                    "r_adopting, r_status, r_generation, r_penerapan, r_closed) "
-                    "ON CONFLICT (replication_id) DO UPDATE SET status = excluded.status, "
-                    "penerapan_on = excluded.penerapan_on, closed_on = excluded.closed_on; "
-                    "END IF; "
+                    "r_adopting, r_status, r_generation, r_penerapan, r_closed) " + upsert + "END IF; "
                     "FOR i IN 1 .. n LOOP "
                     "prevs[i] := prev; "
                     "prev := encode(sha256(convert_to(prev || chr(10) || heads[i] || (last_position + i)::text "
@@ -185,17 +198,29 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
                     "AS e(originator_id, originator_version, topic, state, n); "
                     "RETURN ARRAY(SELECT generate_series(last_position + 1, last_position + n)); "
                     "END; $BODY$"
-                ).format(
-                    schema=schema,
-                    append=append,
-                    parameters=parameters,
-                    table=table,
-                    channel=Identifier(self.channel_name),
-                    lock_timeout=SQL(str(int(self.datastore.lock_timeout))),
-                    genesis=Literal(GENESIS.hash),
-                    stale=Literal(STALE_DECISION),
-                    registry=self.registry_table,
-                ),
+                ).format(append=append, parameters=parameters, **names),
+                # The lone save of one event with at most one registry row (nearly every command): the same
+                # steps with scalar parameters, which the driver sends without building arrays.
+                SQL(
+                    "CREATE OR REPLACE FUNCTION {schema}.{append_one}("
+                    "p_originator_id {id_type}, p_version integer, p_topic text, p_state bytea, "
+                    "p_head text, p_tail text, expected_ids {id_type}[], expected_versions integer[], "
+                    "r_replication text, r_innovation text, r_source text, r_adopting text, r_status text, "
+                    "r_generation integer, r_penerapan text, r_closed text) RETURNS bigint "
+                    "LANGUAGE plpgsql AS $BODY$ "
+                    "DECLARE last_position bigint; prev text; current integer; "
+                    "BEGIN " + prologue + "IF r_replication IS NOT NULL THEN "
+                    "INSERT INTO {registry} VALUES (r_replication, r_innovation, r_source, r_adopting, "
+                    "r_status, r_generation, r_penerapan, r_closed) " + upsert + "END IF; "
+                    "last_position := last_position + 1; "
+                    "INSERT INTO {schema}.{table} "
+                    "(originator_id, originator_version, topic, state, notification_id, hash, prev_hash) "
+                    "VALUES (p_originator_id, p_version, p_topic, p_state, last_position, "
+                    "encode(sha256(convert_to(prev || chr(10) || p_head || last_position::text || p_tail, "
+                    "'UTF8')), 'hex'), prev); "
+                    "RETURN last_position; "
+                    "END; $BODY$"
+                ).format(append_one=append_one, id_type=id_type, **names),
                 SQL(
                     "CREATE OR REPLACE FUNCTION {schema}.{try_append}({parameters}) "
                     "RETURNS TABLE (positions bigint[], error_state text, error_message text) "
@@ -218,6 +243,10 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
                 ),
             ]
         )
+        self.append_one_statement = SQL(
+            "SELECT {0}.{1}(%s, %s::integer, %s, %s, %s, %s, %s, %s::integer[], "
+            "%s, %s, %s, %s, %s, %s::integer, %s, %s) AS position"
+        ).format(schema, append_one)
         placeholders = SQL(", ").join([SQL("%s")] * 16)
         self.append_statement = SQL("SELECT {0}.{1}({2}) AS positions").format(schema, append, placeholders)
         self.try_append_statement = SQL("SELECT * FROM {0}.{1}({2})").format(schema, try_append, placeholders)
@@ -243,8 +272,12 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
             with self.datastore.get_connection() as conn, conn.cursor() as curs:
                 if len(batch) == 1:
                     (pending,) = batch
+                    one = self._append_one_params(pending)
                     try:
-                        curs.execute(self.append_statement, self._append_params(pending), prepare=True)
+                        if one is None:
+                            curs.execute(self.append_statement, self._append_params(pending), prepare=True)
+                        else:
+                            curs.execute(self.append_one_statement, one, prepare=True)
                         row = curs.fetchone()
                     except psycopg.IntegrityError as error:
                         pending.fail(IntegrityError(str(error)))
@@ -254,7 +287,7 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
                         pending.fail(StaleDecision(error.diag.message_primary or str(error)))
                     else:
                         assert row is not None
-                        pending.succeed(row["positions"])
+                        pending.succeed(row["positions"] if one is None else [row["position"]])
                     return
                 with conn.transaction():
                     # One pipelined round trip for all the calls (psycopg's executemany with `returning`).
@@ -278,6 +311,28 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
                             pending.fail(IntegrityError(row["error_message"]))
         except psycopg.OperationalError as error:
             raise OperationalError(str(error)) from error
+
+    def _append_one_params(self, pending: PendingSave) -> tuple[Any, ...] | None:
+        """The parameters of `<events table>_append_one` for a save of one event with at most one registry
+        row; None for any other save."""
+        kwargs = pending.kwargs
+        registry = kwargs.get("registry") or ()
+        if len(pending.stored_events) != 1 or len(registry) > 1:
+            return None
+        (event,) = pending.stored_events
+        (part,) = kwargs["canonical_parts"]
+        expected: dict[UUID, int] = kwargs.get("expected_versions") or {}
+        return (
+            event.originator_id,
+            event.originator_version,
+            event.topic,
+            event.state,
+            part.head,
+            part.tail,
+            list(expected) or None,
+            list(expected.values()) or None,
+            *(registry[0].as_params() if registry else (None,) * 8),
+        )
 
     def _append_params(self, pending: PendingSave) -> tuple[Any, ...]:
         kwargs = pending.kwargs
