@@ -17,7 +17,7 @@ from datetime import date
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
@@ -475,11 +475,17 @@ class InnovationNetwork(Application):
 
     def _store(self, decision: Decision) -> Outcome:
         aggregate = decision.aggregate
-        recordings = self.save(
-            aggregate,
-            expected_versions=decision.expected_versions,
-            registry=list(registry_rows(aggregate)),
+        # The library's `save()` for one aggregate (eventsourcing 9.5.6, pinned), without its runtime protocol
+        # checks of what it is given.
+        processing: ProcessingEvent[UUID] = ProcessingEvent()
+        processing.events.extend(aggregate.collect_events())
+        processing.aggregates[aggregate.id] = aggregate
+        processing.saved_kwargs.update(
+            expected_versions=decision.expected_versions, registry=list(registry_rows(aggregate))
         )
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
         repository: Any = self.repository
         if repository.cache:
             repository.publish(aggregate)
