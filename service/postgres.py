@@ -9,7 +9,10 @@
   `notification_id`), and every event is stored with its `hash` and `prev_hash`.
 - One round trip per save: the lock, the `NOTIFY`, the last link, the guards, the registry upsert, the links and
   the insert run in one server-side function (`<events table>_append`, created at start-up with the tables), so a
-  lone save is a single autocommitted `SELECT`. The function computes each link as `link_hash` in
+  lone save is a single autocommitted `SELECT`. A lone save of one event with at most one registry row (nearly
+  every command) calls `<events table>_append_one`, the same steps with scalar parameters: the driver dumps
+  scalars in C, while it builds each array parameter in Python (and escapes text arrays with regular
+  expressions). A registry row that a command leaves as it is (a modification, an evaluation) is not rewritten. The function computes each link as `link_hash` in
   domain/published.py does (SHA-256 of `prev_hash + "\n" + canonical`, the canonical form put together from the
   parts the caller decoded, `head + position + tail`). A group-commit batch of several saves is one transaction
   with one call per save of `<events table>_try_append`, sent together in one pipelined round trip; each runs
@@ -162,7 +165,10 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
         )
         upsert = (
             "ON CONFLICT (replication_id) DO UPDATE SET status = excluded.status, "
-            "penerapan_on = excluded.penerapan_on, closed_on = excluded.closed_on; "
+            "penerapan_on = excluded.penerapan_on, closed_on = excluded.closed_on "
+            # A command that leaves the row as it is (a modification, an evaluation) writes no new version of it.
+            "WHERE ({registry}.status, {registry}.penerapan_on, {registry}.closed_on) "
+            "IS DISTINCT FROM (excluded.status, excluded.penerapan_on, excluded.closed_on); "
         )
         names = {
             "schema": schema,
