@@ -49,7 +49,14 @@ STALE_DECISION = "PJ001"
 
 
 class BinaryReads(PostgresAggregateRecorder):
-    """The library's `select_events` (eventsourcing 9.5.6, pinned), with the rows in binary format."""
+    """The library's `select_events` (eventsourcing 9.5.6, pinned), with the rows in binary format, each shape of
+    the statement composed once."""
+
+    _select_events_statements: dict[tuple[bool, bool, bool, bool], str]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._select_events_statements = {}
 
     def select_events(
         self,
@@ -60,18 +67,27 @@ class BinaryReads(PostgresAggregateRecorder):
         desc: bool = False,
         limit: int | None = None,
     ) -> Sequence[StoredEvent]:
-        statement = self.select_events_statement
         params: list[Any] = [originator_id]
         if gt is not None:
             params.append(gt)
-            statement += SQL(" AND originator_version > %s")
         if lte is not None:
             params.append(lte)
-            statement += SQL(" AND originator_version <= %s")
-        statement += SQL(" ORDER BY originator_version DESC" if desc else " ORDER BY originator_version ASC")
         if limit is not None:
             params.append(limit)
-            statement += SQL(" LIMIT %s")
+        shape = (gt is not None, lte is not None, desc, limit is not None)
+        statement = self._select_events_statements.get(shape)
+        if statement is None:
+            composed = self.select_events_statement
+            if gt is not None:
+                composed += SQL(" AND originator_version > %s")
+            if lte is not None:
+                composed += SQL(" AND originator_version <= %s")
+            composed += SQL(
+                " ORDER BY originator_version DESC" if desc else " ORDER BY originator_version ASC"
+            )
+            if limit is not None:
+                composed += SQL(" LIMIT %s")
+            statement = self._select_events_statements[shape] = composed.as_string(None)
         with self.datastore.get_connection() as conn, conn.cursor(binary=True) as curs:
             curs.execute(statement, params, prepare=True)
             return [
@@ -249,12 +265,22 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
                 ),
             ]
         )
-        self.append_one_statement = SQL(
-            "SELECT {0}.{1}(%s, %s::integer, %s, %s, %s, %s, %s, %s::integer[], "
-            "%s, %s, %s, %s, %s, %s::integer, %s, %s) AS position"
-        ).format(schema, append_one)
+        # Statements run on every command are composed once (psycopg would compose them again on every call).
+        self.append_one_statement = (
+            SQL(
+                "SELECT {0}.{1}(%s, %s::integer, %s, %s, %s, %s, %s, %s::integer[], "
+                "%s, %s, %s, %s, %s, %s::integer, %s, %s) AS position"
+            )
+            .format(schema, append_one)
+            .as_string(None)
+        )
+        self.registry_of_statement = (
+            SQL("SELECT * FROM {0} WHERE innovation_id = %s").format(self.registry_table).as_string(None)
+        )
         placeholders = SQL(", ").join([SQL("%s")] * 16)
-        self.append_statement = SQL("SELECT {0}.{1}({2}) AS positions").format(schema, append, placeholders)
+        self.append_statement = (
+            SQL("SELECT {0}.{1}({2}) AS positions").format(schema, append, placeholders).as_string(None)
+        )
         self.try_append_statement = SQL("SELECT * FROM {0}.{1}({2})").format(schema, try_append, placeholders)
 
         self.committer = GroupCommitter(self._write_batch, name="postgres-group-commit")
@@ -443,7 +469,7 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
     def registry_of(self, innovation_id: UUID) -> list[RegistryRow]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
-                SQL("SELECT * FROM {0} WHERE innovation_id = %s").format(self.registry_table),
+                self.registry_of_statement,
                 (str(innovation_id),),
                 prepare=True,
             )
