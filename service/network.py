@@ -59,7 +59,8 @@ class StoreContention(Exception):
 
 @dataclass(frozen=True)
 class Outcome:
-    """An aggregate after a command, and the global position of the last event stored for it."""
+    """An aggregate after a command, and the global position of the last event stored for it. The aggregate is
+    the one now in the repository's cache: read it, never change it."""
 
     aggregate: Any
     position: int
