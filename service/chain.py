@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from uuid import uuid4
 
 from eventsourcing.persistence import Notification, StoredEvent
 
@@ -35,6 +36,20 @@ class CanonicalParts:
 
     @classmethod
     def of(cls, record: EventRecord) -> CanonicalParts:
+        """The record's canonical form written once, with a placeholder for its position that nothing else in
+        it can hold (a NUL, which JSON escapes, and a random id of this process), and split there."""
+        values = record.canonical_dict()
+        values["position"] = POSITION_PLACEHOLDER
+        head, found, tail = canonical_json(values).partition(POSITION_MARK)
+        if (
+            not found or POSITION_MARK in tail
+        ):  # never, unless an event's data held this process's placeholder
+            return cls.split(record)
+        return cls(head=head, tail=tail)
+
+    @classmethod
+    def split(cls, record: EventRecord) -> CanonicalParts:
+        """The same, written as the fields before the position and those after it."""
         values = record.canonical_dict()
         del values["position"]
         before = {k: v for k, v in values.items() if k < "position"}
@@ -44,6 +59,10 @@ class CanonicalParts:
             head=canonical_json(before)[:-1] + ',"position":',
             tail="," + canonical_json(after)[1:],
         )
+
+
+POSITION_PLACEHOLDER = f"\x00position-{uuid4().hex}"
+POSITION_MARK = canonical_json({"": POSITION_PLACEHOLDER})[len('{"":') : -1]
 
 
 @dataclass(frozen=True)

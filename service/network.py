@@ -17,7 +17,7 @@ from datetime import date
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
@@ -38,6 +38,7 @@ from domain.published import EventRecord
 from domain.replication import Replication
 from service.chain import CanonicalParts
 from service.recorder import RegistryRow
+from service.repository import PublishingRepository, copy_aggregate
 from service.transcoder import DateAsISO, ModificationLogAsSegment, StoreTranscoder
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,8 @@ class StoreContention(Exception):
 
 @dataclass(frozen=True)
 class Outcome:
-    """An aggregate after a command, and the global position of the last event stored for it."""
+    """An aggregate after a command, and the global position of the last event stored for it. The aggregate is
+    the one now in the repository's cache: read it, never change it."""
 
     aggregate: Any
     position: int
@@ -81,6 +83,7 @@ class InnovationNetwork(Application):
         self._turns = [threading.RLock() for _ in range(TURN_STRIPES)]
         self._regions: dict[UUID, str] = {}
         self._parties: dict[UUID, tuple[str, str]] = {}
+        self._deciding = threading.local()
         recorder: Any = self.recorder
         recorder.describe = self.canonical_parts
         linked = recorder.link_unchained()
@@ -123,6 +126,18 @@ class InnovationNetwork(Application):
         event = object.__new__(cls)
         object.__setattr__(event, "__dict__", values)
         return event
+
+    def construct_repository(self) -> PublishingRepository:
+        library = super().construct_repository()  # for the settings as the library reads them
+        maxsize = self.env.get(self.AGGREGATE_CACHE_MAXSIZE)
+        return PublishingRepository(
+            event_store=self.events,
+            snapshot_store=self.snapshots,
+            cache_maxsize=int(maxsize) if maxsize else None,
+            fastforward=library.fastforward,
+            fastforward_skipping=library.fastforward_skipping,
+            deepcopy_from_cache=library.deepcopy_from_cache,
+        )
 
     def construct_transcoder(self) -> Transcoder:
         transcoder = StoreTranscoder()
@@ -377,8 +392,16 @@ class InnovationNetwork(Application):
     # --- get, decide, save --------------------------------------------------------------------
 
     def _get(self, cls: type[A], kind: str, aggregate_id: UUID, version: int | None) -> A:
+        repository: Any = self.repository
         try:
-            aggregate: Any = self.repository.get(aggregate_id, version=version)
+            if version is None and getattr(self._deciding, "optimistic", False) and repository.cache:
+                # Deciding on the cached state without reading what was stored since: see
+                # `_decide_and_store_in_turn`.
+                if repository.is_cached(aggregate_id):
+                    self._deciding.trusted_cache = True
+                aggregate: Any = copy_aggregate(repository.latest(aggregate_id, read=False))
+            else:
+                aggregate = repository.get(aggregate_id, version=version)
         except AggregateNotFoundError:
             raise AggregateNotFound(kind, aggregate_id) from None
         if not isinstance(aggregate, cls):
@@ -415,11 +438,20 @@ class InnovationNetwork(Application):
             return self._decide_and_store_in_turn(decide)
 
     def _decide_and_store_in_turn(self, decide: Callable[[], Decision]) -> Outcome:
+        """The first decision is taken on the aggregates as cached, without reading the events stored since
+        (by another process): if any of them has moved, the save's guards refuse it (its next version is taken,
+        or an expected version is not met), and a refusal by the domain may come from the stale state too, so
+        either is decided again on the aggregates read afresh, at once. The cache is never changed by a decision:
+        the decision works on copies, and the decided aggregate is published only once its events are stored."""
         for attempt in range(1, SAVE_ATTEMPTS + 1):
-            decision = decide()
+            optimistic = attempt == 1
+            decision, trusted_cache = self._decide(decide, optimistic)
             try:
                 return self._store(decision)
             except (IntegrityError, OperationalError) as error:
+                if trusted_cache:
+                    log.debug("decision on the cached state refused, deciding afresh: %s", error)
+                    continue
                 log.info("command retried after a concurrent change (attempt %d): %s", attempt, error)
                 if attempt < SAVE_ATTEMPTS:
                     time.sleep(
@@ -427,13 +459,37 @@ class InnovationNetwork(Application):
                     )
         raise StoreContention("The record kept changing; the command was not stored.")
 
+    def _decide(self, decide: Callable[[], Decision], optimistic: bool) -> tuple[Decision, bool]:
+        """A decision, and whether it was taken on a cached state that was not read afresh."""
+        if not optimistic:
+            return decide(), False
+        deciding = self._deciding
+        deciding.optimistic, deciding.trusted_cache = True, False
+        try:
+            return decide(), deciding.trusted_cache
+        except Exception:
+            if not deciding.trusted_cache:
+                raise
+        finally:
+            deciding.optimistic = False
+        return decide(), False
+
     def _store(self, decision: Decision) -> Outcome:
         aggregate = decision.aggregate
-        recordings = self.save(
-            aggregate,
-            expected_versions=decision.expected_versions,
-            registry=list(registry_rows(aggregate)),
+        # The library's `save()` for one aggregate (eventsourcing 9.5.6, pinned), without its runtime protocol
+        # checks of what it is given.
+        processing: ProcessingEvent[UUID] = ProcessingEvent()
+        processing.events.extend(aggregate.collect_events())
+        processing.aggregates[aggregate.id] = aggregate
+        processing.saved_kwargs.update(
+            expected_versions=decision.expected_versions, registry=list(registry_rows(aggregate))
         )
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
+        repository: Any = self.repository
+        if repository.cache:
+            repository.publish(aggregate)
         return Outcome(aggregate, recordings[-1].notification.id)
 
 

@@ -9,7 +9,10 @@
   `notification_id`), and every event is stored with its `hash` and `prev_hash`.
 - One round trip per save: the lock, the `NOTIFY`, the last link, the guards, the registry upsert, the links and
   the insert run in one server-side function (`<events table>_append`, created at start-up with the tables), so a
-  lone save is a single autocommitted `SELECT`. The function computes each link as `link_hash` in
+  lone save is a single autocommitted `SELECT`. A lone save of one event with at most one registry row (nearly
+  every command) calls `<events table>_append_one`, the same steps with scalar parameters: the driver dumps
+  scalars in C, while it builds each array parameter in Python (and escapes text arrays with regular
+  expressions). A registry row that a command leaves as it is (a modification, an evaluation) is not rewritten. The function computes each link as `link_hash` in
   domain/published.py does (SHA-256 of `prev_hash + "\n" + canonical`, the canonical form put together from the
   parts the caller decoded, `head + position + tail`). A group-commit batch of several saves is one transaction
   with one call per save of `<events table>_try_append`, sent together in one pipelined round trip; each runs
@@ -46,7 +49,14 @@ STALE_DECISION = "PJ001"
 
 
 class BinaryReads(PostgresAggregateRecorder):
-    """The library's `select_events` (eventsourcing 9.5.6, pinned), with the rows in binary format."""
+    """The library's `select_events` (eventsourcing 9.5.6, pinned), with the rows in binary format, each shape of
+    the statement composed once."""
+
+    _select_events_statements: dict[tuple[bool, bool, bool, bool], str]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._select_events_statements = {}
 
     def select_events(
         self,
@@ -57,18 +67,27 @@ class BinaryReads(PostgresAggregateRecorder):
         desc: bool = False,
         limit: int | None = None,
     ) -> Sequence[StoredEvent]:
-        statement = self.select_events_statement
         params: list[Any] = [originator_id]
         if gt is not None:
             params.append(gt)
-            statement += SQL(" AND originator_version > %s")
         if lte is not None:
             params.append(lte)
-            statement += SQL(" AND originator_version <= %s")
-        statement += SQL(" ORDER BY originator_version DESC" if desc else " ORDER BY originator_version ASC")
         if limit is not None:
             params.append(limit)
-            statement += SQL(" LIMIT %s")
+        shape = (gt is not None, lte is not None, desc, limit is not None)
+        statement = self._select_events_statements.get(shape)
+        if statement is None:
+            composed = self.select_events_statement
+            if gt is not None:
+                composed += SQL(" AND originator_version > %s")
+            if lte is not None:
+                composed += SQL(" AND originator_version <= %s")
+            composed += SQL(
+                " ORDER BY originator_version DESC" if desc else " ORDER BY originator_version ASC"
+            )
+            if limit is not None:
+                composed += SQL(" LIMIT %s")
+            statement = self._select_events_statements[shape] = composed.as_string(None)
         with self.datastore.get_connection() as conn, conn.cursor(binary=True) as curs:
             curs.execute(statement, params, prepare=True)
             return [
@@ -143,6 +162,40 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
             "originator_ids, versions, topics, states, heads, tails, expected_ids, expected_versions, r_replication, r_innovation, r_source, "
             "r_adopting, r_status, r_generation, r_penerapan, r_closed"
         )
+        # What the append functions share: under the lock, the last link and the expected versions.
+        prologue = (
+            "SET LOCAL lock_timeout = '{lock_timeout}s'; "
+            "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
+            "NOTIFY {channel}; "
+            "SELECT notification_id, hash INTO last_position, prev FROM {schema}.{table} "
+            "ORDER BY notification_id DESC LIMIT 1; "
+            "IF NOT FOUND THEN last_position := 0; prev := {genesis}; END IF; "
+            "FOR i IN 1 .. coalesce(cardinality(expected_ids), 0) LOOP "
+            "SELECT MAX(originator_version) INTO current FROM {schema}.{table} "
+            "WHERE originator_id = expected_ids[i]; "
+            "IF current IS DISTINCT FROM expected_versions[i] THEN "
+            "RAISE EXCEPTION USING ERRCODE = {stale}, MESSAGE = format('%s is at version %s, not %s', "
+            "expected_ids[i], coalesce(current::text, 'None'), expected_versions[i]); "
+            "END IF; "
+            "END LOOP; "
+        )
+        upsert = (
+            "ON CONFLICT (replication_id) DO UPDATE SET status = excluded.status, "
+            "penerapan_on = excluded.penerapan_on, closed_on = excluded.closed_on "
+            # A command that leaves the row as it is (a modification, an evaluation) writes no new version of it.
+            "WHERE ({registry}.status, {registry}.penerapan_on, {registry}.closed_on) "
+            "IS DISTINCT FROM (excluded.status, excluded.penerapan_on, excluded.closed_on); "
+        )
+        names = {
+            "schema": schema,
+            "table": table,
+            "channel": Identifier(self.channel_name),
+            "lock_timeout": SQL(str(int(self.datastore.lock_timeout))),
+            "genesis": Literal(GENESIS.hash),
+            "stale": Literal(STALE_DECISION),
+            "registry": self.registry_table,
+        }
+        append_one = Identifier(f"{self.events_table_name}_append_one")
         self.sql_create_statements.extend(
             [
                 SQL(
@@ -150,27 +203,9 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
                     "LANGUAGE plpgsql AS $BODY$ "
                     "DECLARE last_position bigint; prev text; current integer; "
                     "hashes text[] := '{{}}'; prevs text[] := '{{}}'; n integer := cardinality(originator_ids); "
-                    "BEGIN "
-                    "SET LOCAL lock_timeout = '{lock_timeout}s'; "
-                    "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
-                    "NOTIFY {channel}; "
-                    "SELECT notification_id, hash INTO last_position, prev FROM {schema}.{table} "
-                    "ORDER BY notification_id DESC LIMIT 1; "
-                    "IF NOT FOUND THEN last_position := 0; prev := {genesis}; END IF; "
-                    "FOR i IN 1 .. coalesce(cardinality(expected_ids), 0) LOOP "
-                    "SELECT MAX(originator_version) INTO current FROM {schema}.{table} "
-                    "WHERE originator_id = expected_ids[i]; "
-                    "IF current IS DISTINCT FROM expected_versions[i] THEN "
-                    "RAISE EXCEPTION USING ERRCODE = {stale}, MESSAGE = format('%s is at version %s, not %s', "
-                    "expected_ids[i], coalesce(current::text, 'None'), expected_versions[i]); "
-                    "END IF; "
-                    "END LOOP; "
-                    "IF cardinality(r_replication) > 0 THEN "
+                    "BEGIN " + prologue + "IF cardinality(r_replication) > 0 THEN "
                     "INSERT INTO {registry} SELECT * FROM unnest(r_replication, r_innovation, r_source, "
-                    "r_adopting, r_status, r_generation, r_penerapan, r_closed) "
-                    "ON CONFLICT (replication_id) DO UPDATE SET status = excluded.status, "
-                    "penerapan_on = excluded.penerapan_on, closed_on = excluded.closed_on; "
-                    "END IF; "
+                    "r_adopting, r_status, r_generation, r_penerapan, r_closed) " + upsert + "END IF; "
                     "FOR i IN 1 .. n LOOP "
                     "prevs[i] := prev; "
                     "prev := encode(sha256(convert_to(prev || chr(10) || heads[i] || (last_position + i)::text "
@@ -185,17 +220,29 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
                     "AS e(originator_id, originator_version, topic, state, n); "
                     "RETURN ARRAY(SELECT generate_series(last_position + 1, last_position + n)); "
                     "END; $BODY$"
-                ).format(
-                    schema=schema,
-                    append=append,
-                    parameters=parameters,
-                    table=table,
-                    channel=Identifier(self.channel_name),
-                    lock_timeout=SQL(str(int(self.datastore.lock_timeout))),
-                    genesis=Literal(GENESIS.hash),
-                    stale=Literal(STALE_DECISION),
-                    registry=self.registry_table,
-                ),
+                ).format(append=append, parameters=parameters, **names),
+                # The lone save of one event with at most one registry row (nearly every command): the same
+                # steps with scalar parameters, which the driver sends without building arrays.
+                SQL(
+                    "CREATE OR REPLACE FUNCTION {schema}.{append_one}("
+                    "p_originator_id {id_type}, p_version integer, p_topic text, p_state bytea, "
+                    "p_head text, p_tail text, expected_ids {id_type}[], expected_versions integer[], "
+                    "r_replication text, r_innovation text, r_source text, r_adopting text, r_status text, "
+                    "r_generation integer, r_penerapan text, r_closed text) RETURNS bigint "
+                    "LANGUAGE plpgsql AS $BODY$ "
+                    "DECLARE last_position bigint; prev text; current integer; "
+                    "BEGIN " + prologue + "IF r_replication IS NOT NULL THEN "
+                    "INSERT INTO {registry} VALUES (r_replication, r_innovation, r_source, r_adopting, "
+                    "r_status, r_generation, r_penerapan, r_closed) " + upsert + "END IF; "
+                    "last_position := last_position + 1; "
+                    "INSERT INTO {schema}.{table} "
+                    "(originator_id, originator_version, topic, state, notification_id, hash, prev_hash) "
+                    "VALUES (p_originator_id, p_version, p_topic, p_state, last_position, "
+                    "encode(sha256(convert_to(prev || chr(10) || p_head || last_position::text || p_tail, "
+                    "'UTF8')), 'hex'), prev); "
+                    "RETURN last_position; "
+                    "END; $BODY$"
+                ).format(append_one=append_one, id_type=id_type, **names),
                 SQL(
                     "CREATE OR REPLACE FUNCTION {schema}.{try_append}({parameters}) "
                     "RETURNS TABLE (positions bigint[], error_state text, error_message text) "
@@ -218,8 +265,22 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
                 ),
             ]
         )
+        # Statements run on every command are composed once (psycopg would compose them again on every call).
+        self.append_one_statement = (
+            SQL(
+                "SELECT {0}.{1}(%s, %s::integer, %s, %s, %s, %s, %s, %s::integer[], "
+                "%s, %s, %s, %s, %s, %s::integer, %s, %s) AS position"
+            )
+            .format(schema, append_one)
+            .as_string(None)
+        )
+        self.registry_of_statement = (
+            SQL("SELECT * FROM {0} WHERE innovation_id = %s").format(self.registry_table).as_string(None)
+        )
         placeholders = SQL(", ").join([SQL("%s")] * 16)
-        self.append_statement = SQL("SELECT {0}.{1}({2}) AS positions").format(schema, append, placeholders)
+        self.append_statement = (
+            SQL("SELECT {0}.{1}({2}) AS positions").format(schema, append, placeholders).as_string(None)
+        )
         self.try_append_statement = SQL("SELECT * FROM {0}.{1}({2})").format(schema, try_append, placeholders)
 
         self.committer = GroupCommitter(self._write_batch, name="postgres-group-commit")
@@ -243,8 +304,12 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
             with self.datastore.get_connection() as conn, conn.cursor() as curs:
                 if len(batch) == 1:
                     (pending,) = batch
+                    one = self._append_one_params(pending)
                     try:
-                        curs.execute(self.append_statement, self._append_params(pending), prepare=True)
+                        if one is None:
+                            curs.execute(self.append_statement, self._append_params(pending), prepare=True)
+                        else:
+                            curs.execute(self.append_one_statement, one, prepare=True)
                         row = curs.fetchone()
                     except psycopg.IntegrityError as error:
                         pending.fail(IntegrityError(str(error)))
@@ -254,7 +319,7 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
                         pending.fail(StaleDecision(error.diag.message_primary or str(error)))
                     else:
                         assert row is not None
-                        pending.succeed(row["positions"])
+                        pending.succeed(row["positions"] if one is None else [row["position"]])
                     return
                 with conn.transaction():
                     # One pipelined round trip for all the calls (psycopg's executemany with `returning`).
@@ -278,6 +343,28 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
                             pending.fail(IntegrityError(row["error_message"]))
         except psycopg.OperationalError as error:
             raise OperationalError(str(error)) from error
+
+    def _append_one_params(self, pending: PendingSave) -> tuple[Any, ...] | None:
+        """The parameters of `<events table>_append_one` for a save of one event with at most one registry
+        row; None for any other save."""
+        kwargs = pending.kwargs
+        registry = kwargs.get("registry") or ()
+        if len(pending.stored_events) != 1 or len(registry) > 1:
+            return None
+        (event,) = pending.stored_events
+        (part,) = kwargs["canonical_parts"]
+        expected: dict[UUID, int] = kwargs.get("expected_versions") or {}
+        return (
+            event.originator_id,
+            event.originator_version,
+            event.topic,
+            event.state,
+            part.head,
+            part.tail,
+            list(expected) or None,
+            list(expected.values()) or None,
+            *(registry[0].as_params() if registry else (None,) * 8),
+        )
 
     def _append_params(self, pending: PendingSave) -> tuple[Any, ...]:
         kwargs = pending.kwargs
@@ -382,7 +469,7 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
     def registry_of(self, innovation_id: UUID) -> list[RegistryRow]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
-                SQL("SELECT * FROM {0} WHERE innovation_id = %s").format(self.registry_table),
+                self.registry_of_statement,
                 (str(innovation_id),),
                 prepare=True,
             )
