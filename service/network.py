@@ -485,7 +485,12 @@ class InnovationNetwork(Application):
             expected_versions=decision.expected_versions, registry=list(registry_rows(aggregate))
         )
         recordings = self._record(processing)
-        self._take_snapshots(processing)
+        try:
+            self._take_snapshots(processing)
+        except Exception:
+            # The command's events are stored: a failed snapshot must not make the command be decided and
+            # stored a second time. Snapshots only shorten reads; the next interval takes one again.
+            log.exception("snapshot not taken after a stored command")
         self._notify(recordings)
         repository: Any = self.repository
         if repository.cache:

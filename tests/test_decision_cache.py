@@ -127,3 +127,48 @@ def test_reads_see_what_another_process_stored(
     assert (read.version, read.status) == (2, "disepakati")
     read.status = "changed by the reader"  # a reader's copy is its own
     assert cached(network, proposed).status == "disepakati"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_snapshot_that_cannot_be_written_never_makes_a_stored_command_be_stored_again(
+    tmp_path: Any, network: InnovationNetwork, proposed: UUID
+) -> None:
+    import sqlite3
+
+    from service.network import SNAPSHOT_INTERVAL
+
+    # The store refuses every snapshot (a real constraint failure, raised by SQLite itself).
+    with sqlite3.connect(tmp_path / "events.sqlite") as raw:
+        raw.execute(
+            "CREATE TRIGGER refuse_snapshots BEFORE INSERT ON stored_snapshots "
+            "BEGIN SELECT RAISE(ABORT, 'snapshots refused'); END"
+        )
+    with acting_as(Actor("op", "admin", "req-mod")):
+        network.sign_agreement(proposed, document="pks", document_number="1", signed_on=days_ago(290))
+        while network.replication(proposed).version < SNAPSHOT_INTERVAL - 1:
+            network.record_modification(
+                proposed,
+                component="sdm",
+                nature="penyesuaian",
+                core=False,
+                description="Adjusted to local staff.",
+                reason="Fewer staff.",
+                recorded_on=days_ago(200),
+            )
+        # This command's event is the one a snapshot is due after.
+        outcome = network.record_modification(
+            proposed,
+            component="sdm",
+            nature="penyesuaian",
+            core=False,
+            description="The last one.",
+            reason="Fewer staff.",
+            recorded_on=days_ago(200),
+        )
+
+    assert outcome.aggregate.version == SNAPSHOT_INTERVAL
+    stored = list(network.events.get(proposed))
+    assert len(stored) == SNAPSHOT_INTERVAL
+    assert [e.description for e in stored if getattr(e, "description", None) == "The last one."] == [
+        "The last one."
+    ]
