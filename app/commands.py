@@ -53,7 +53,7 @@ def replication_answer(outcome: Outcome, status: int = 200) -> tuple[dict[str, A
 
 def innovation_name(innovation_id: UUID) -> str:
     """Another aggregate's name may come from the projection (api.md); the store answers when it lags."""
-    doc = queries.get_innovation(runtime().views, innovation_id)
-    if doc is not None:
-        return str(doc["name"])
+    name = queries.innovation_name(runtime().views, innovation_id)
+    if name is not None:
+        return name
     return runtime().network.innovation(innovation_id).name
