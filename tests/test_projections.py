@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
@@ -922,6 +923,34 @@ def test_wait_for_returns_true_once_the_position_is_applied(network, admin, view
 
     assert runner.wait_for(position, NAMES, timeout=10)
     assert queries.list_innovations(views).items
+
+
+def test_a_runner_woken_by_a_command_applies_it_after_gathering_for_a_moment(network, admin, views):
+    keeper = runner_for(network, views, poll_interval=60, gather=0.1)  # only the wake makes it catch up
+    keeper.start()
+    try:
+        position = network.register_innovation(**innovation_fields()).position
+        keeper.wake()
+        with keeper._applied:  # no reader asks for it: the runner gets there on its own
+            assert keeper._applied.wait_for(
+                lambda: min(keeper._positions.get(name, 0) for name in NAMES) >= position, timeout=10
+            )
+    finally:
+        keeper.stop()
+
+
+def test_a_reader_waiting_for_a_position_is_not_held_back_by_gathering(network, admin, views):
+    keeper = runner_for(network, views, poll_interval=60, gather=60)
+    keeper.start()
+    try:
+        position = network.register_innovation(**innovation_fields()).position
+        keeper.wake()  # a command's wake: the runner gathers for up to a minute
+        started = time.monotonic()
+
+        assert keeper.wait_for(position, NAMES, timeout=10)
+        assert time.monotonic() - started < 10
+    finally:
+        keeper.stop()
 
 
 def test_wait_for_returns_false_on_timeout(network, admin, runner):
