@@ -54,6 +54,7 @@ class Runtime:
             projections=[IndexProjection(), AuditProjection()],
             leads=leadership,
             stalled_after=settings.stall_seconds,
+            gather=settings.projection_gather,
         )
         return cls(
             settings=settings,

@@ -26,7 +26,7 @@ Read = Callable[[int, int], list[EventRecord]]
 Head = Callable[[], int]
 
 POLL_INTERVAL = 0.2
-GATHER = 0.05
+GATHER = 0.1
 STALLED_AFTER = 60.0
 REPEAT_FAILURE_LOG_AFTER = 60.0
 

@@ -1088,3 +1088,18 @@ def test_projections_depend_only_on_the_domain_and_sqlalchemy():
         name for name in imported if name.split(".")[0] in {"service", "app", "eventsourcing", "consumers"}
     }
     assert forbidden == set()
+
+
+def test_the_gathering_of_the_in_process_runner_is_a_setting(tmp_path: Path) -> None:
+    from app.runtime import Runtime
+    from app.settings import Settings
+
+    assert Settings.from_env({}).projection_gather == 0.1
+    settings = Settings.from_env(
+        {"PUJA_DATA_DIR": str(tmp_path / "var"), "PUJA_PROJECTION_GATHER_SECONDS": "0"}
+    )
+    runtime = Runtime.open(settings)
+    try:
+        assert runtime.runner.gather == 0.0
+    finally:
+        runtime.close()
