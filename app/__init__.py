@@ -6,14 +6,23 @@ import logging
 
 from flask import Flask
 from flask_smorest import Api
+from marshmallow import validate
 
 from app import http, schemas
 from app.logs import configure_logging
 from app.resources import audit, index, innovations, ops, reference, replications
 from app.runtime import Runtime
 from app.settings import Settings
+from domain import regions
 
 BLUEPRINTS = (innovations.blp, replications.blp, audit.blp, index.blp, reference.blp, ops.blp)
+
+
+def _warm_up() -> None:
+    """What the first requests of a process would otherwise build while others wait on them: the region index
+    (read from the reference data once per process) and marshmallow's URL pattern (compiled once)."""
+    regions.all_regions()
+    validate.URL()("https://example.org")
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
@@ -44,6 +53,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
     http.install(app)
+    _warm_up()
     rt = runtime or Runtime.open(settings)
     app.extensions["puja"] = rt
     rt.start()

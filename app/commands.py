@@ -34,6 +34,7 @@ def headers_for(outcome: Outcome, location: str | None = None) -> dict[str, str]
 
 def innovation_answer(outcome: Outcome, status: int = 200) -> tuple[dict[str, Any], int, dict[str, str]]:
     innovation = outcome.aggregate
+    runtime().innovation_names.put(innovation.id, innovation.name)  # the latest, e.g. after a revision
     network = runtime().network
     implemented = {
         row.adopting_region
@@ -53,7 +54,8 @@ def replication_answer(outcome: Outcome, status: int = 200) -> tuple[dict[str, A
 
 def innovation_name(innovation_id: UUID) -> str:
     """Another aggregate's name may come from the projection (api.md); the store answers when it lags."""
-    doc = queries.get_innovation(runtime().views, innovation_id)
-    if doc is not None:
-        return str(doc["name"])
+    views = runtime().views
+    name = runtime().innovation_names.get(innovation_id, lambda id: queries.innovation_name(views, id))
+    if name is not None:
+        return name
     return runtime().network.innovation(innovation_id).name

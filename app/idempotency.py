@@ -3,8 +3,8 @@ stores nothing; the same key with another body is 422; while the first is runnin
 the token's subject and kept for at least 24 hours.
 
 Claims, completions and releases of the requests a process is serving at the same time are written together
-(service/group_commit.GroupCommitter), each in its own savepoint: a claim that finds its key taken fails alone,
-and every request goes on only once the transaction holding its write has committed."""
+(service/group_commit.GroupCommitter) in one transaction; a claim that finds its key taken inserts nothing and
+is told so alone, and every request goes on only once the transaction holding its write has committed."""
 
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Executable, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Dialect, Engine, delete, select, update
 
 from app.storage import idempotency_keys
 from service.group_commit import GroupCommitter, PendingSave
@@ -55,26 +54,66 @@ class IdempotencyStore:
         self.engine = engine
         self._purged_at = 0.0
         self._writes = GroupCommitter(self._write_batch, name="idempotency-keys")
+        self._statements = _Statements(engine.dialect)
 
-    def _write(self, statement: Executable, *, wait_for_disk: bool) -> None:
-        """Execute one write, together with those of other requests of this process (IntegrityError if it
-        breaks a constraint)."""
-        self._writes.save((), statement=statement, wait_for_disk=wait_for_disk)
+    def _write(self, sql: str, params: tuple[Any, ...], *, wait_for_disk: bool) -> int:
+        """Execute one write together with those of other requests of this process; its row count."""
+        done = self._writes.save((), sql=sql, params=params, wait_for_disk=wait_for_disk)
+        return done[0] if done else 0
 
     def _write_batch(self, batch: list[PendingSave]) -> None:
-        with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql" and not any(p.kwargs["wait_for_disk"] for p in batch):
-                # Only claims: each reaches the disk with its command's own save, whose commit comes after it
-                # in the WAL; waiting for it here as well would only add a flush.
-                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+        """One transaction on a plain driver connection: the statements are fixed, so neither SQLAlchemy's
+        compiler nor savepoints are needed (a claim of a key taken meanwhile inserts nothing, `ON CONFLICT DO
+        NOTHING`, and is told so by its row count). On PostgreSQL the transaction is sent in one round trip
+        (psycopg's pipeline mode)."""
+        only_claims = not any(p.kwargs["wait_for_disk"] for p in batch)
+        raw = self.engine.raw_connection()
+        try:
+            if self._statements.sqlite:
+                counts = self._write_sqlite(raw, batch)
+            else:
+                counts = self._write_postgres(raw.driver_connection, batch, only_claims)
+        finally:
+            raw.close()
+        for pending, count in zip(batch, counts, strict=True):
+            pending.succeed([count])
+
+    @staticmethod
+    def _write_sqlite(raw: Any, batch: list[PendingSave]) -> list[int]:
+        cursor = raw.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")  # the driver's own transactions are off (ViewStore)
+            counts = []
             for pending in batch:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(pending.kwargs["statement"])
-                except IntegrityError as error:
-                    pending.fail(error)
-                else:
-                    pending.succeed(None)
+                cursor.execute(pending.kwargs["sql"], pending.kwargs["params"])
+                counts.append(cursor.rowcount)
+            raw.commit()
+            return counts
+        except BaseException:
+            raw.rollback()
+            raise
+        finally:
+            cursor.close()
+
+    @staticmethod
+    def _write_postgres(conn: Any, batch: list[PendingSave], only_claims: bool) -> list[int]:
+        cursors = []
+        try:
+            with conn.pipeline():
+                if only_claims:
+                    # Only claims: each reaches the disk with its command's own save, whose commit comes after
+                    # it in the WAL; waiting for it here as well would only add a flush.
+                    conn.execute("SET LOCAL synchronous_commit TO OFF")
+                for pending in batch:
+                    cursors.append(conn.execute(pending.kwargs["sql"], pending.kwargs["params"]))
+                conn.commit()
+            return [cursor.rowcount for cursor in cursors]
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            for cursor in cursors:
+                cursor.close()
 
     def purge_expired(self, now: datetime) -> None:
         """Forget keys older than KEEP_FOR; done at most once a minute per process, not on every command."""
@@ -87,21 +126,9 @@ class IdempotencyStore:
     def claim(self, subject: str, key: str, print_: str, request_id: str) -> Claim:
         now = datetime.now(UTC)
         self.purge_expired(now)
-        try:
-            self._write(
-                insert(idempotency_keys).values(
-                    subject=subject,
-                    key=key,
-                    fingerprint=print_,
-                    state="in-flight",
-                    created_at=now,
-                    request_id=request_id,
-                ),
-                wait_for_disk=False,
-            )
+        st = self._statements
+        if self._write(st.claim, (subject, key, print_, st.moment(now), request_id), wait_for_disk=False):
             return Claim("claimed")
-        except IntegrityError:
-            pass
         with self.engine.begin() as conn:
             row = conn.execute(
                 select(idempotency_keys).where(
@@ -126,22 +153,41 @@ class IdempotencyStore:
             return Claim("in-flight")
 
     def complete(self, subject: str, key: str, response: StoredResponse) -> None:
-        self._write(
-            update(idempotency_keys)
-            .where(idempotency_keys.c.subject == subject, idempotency_keys.c.key == key)
-            .values(state="done", status=response.status, headers=response.headers, body=response.body),
-            wait_for_disk=True,
-        )
+        st = self._statements
+        params = (response.status, st.headers(response.headers), response.body, subject, key)
+        self._write(st.complete, params, wait_for_disk=True)
 
     def release(self, subject: str, key: str) -> None:
-        self._write(
-            delete(idempotency_keys).where(
-                idempotency_keys.c.subject == subject,
-                idempotency_keys.c.key == key,
-                idempotency_keys.c.state == "in-flight",
-            ),
-            wait_for_disk=True,
+        self._write(self._statements.release, (subject, key), wait_for_disk=True)
+
+
+class _Statements:
+    """The three writes of every keyed request, as the driver takes them. Values are converted as SQLAlchemy
+    converts them for the table (`created_at`, `headers`), so that the rows read the same either way."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.sqlite = dialect.name == "sqlite"
+        p = "?" if dialect.paramstyle == "qmark" else "%s"
+        json_cast = "" if self.sqlite else "::json"
+        table = "idempotency_keys"
+        self.claim = (
+            f'INSERT INTO {table} (subject, "key", fingerprint, state, created_at, request_id) '
+            f"VALUES ({p}, {p}, {p}, 'in-flight', {p}, {p}) ON CONFLICT (subject, \"key\") DO NOTHING"
         )
+        self.complete = (
+            f"UPDATE {table} SET state = 'done', status = {p}, headers = {p}{json_cast}, body = {p} "
+            f'WHERE subject = {p} AND "key" = {p}'
+        )
+        self.release = f"DELETE FROM {table} WHERE subject = {p} AND \"key\" = {p} AND state = 'in-flight'"
+        columns = idempotency_keys.c
+        self._moment = columns.created_at.type.dialect_impl(dialect).bind_processor(dialect)
+        self._headers = columns.headers.type.dialect_impl(dialect).bind_processor(dialect)
+
+    def moment(self, value: datetime) -> Any:
+        return self._moment(value) if self._moment else value
+
+    def headers(self, value: dict[str, str]) -> Any:
+        return self._headers(value) if self._headers else json.dumps(value)
 
 
 def replayable_headers(headers: Any) -> dict[str, str]:

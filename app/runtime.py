@@ -11,6 +11,7 @@ from app.auth import TokenStore
 from app.idempotency import IdempotencyStore
 from app.leadership import AdvisoryLeadership, FileLeadership
 from app.migrate import upgrade
+from app.names import InnovationNames
 from app.settings import Settings
 from projections.audit import AuditProjection
 from projections.index import IndexProjection
@@ -29,6 +30,7 @@ class Runtime:
     tokens: TokenStore
     idempotency: IdempotencyStore
     leadership: FileLeadership | AdvisoryLeadership
+    innovation_names: InnovationNames = field(default_factory=InnovationNames)
     _stream_lag: Any = None  # consumers.lag.StreamLag, made on first use in streaming mode
     _stream_lag_made: threading.Lock = field(default_factory=threading.Lock)
 
@@ -52,6 +54,7 @@ class Runtime:
             projections=[IndexProjection(), AuditProjection()],
             leads=leadership,
             stalled_after=settings.stall_seconds,
+            gather=settings.projection_gather,
         )
         return cls(
             settings=settings,

@@ -18,6 +18,7 @@ class Settings:
     kafka_topic_prefix: str = "puja"
     min_position_timeout: float = 5.0
     stall_seconds: float = 60.0
+    projection_gather: float = 0.1
     max_body_bytes: int = 1024 * 1024
     cipher_key: str | None = field(default=None, repr=False)  # PUJA_CIPHER_KEY: events encrypted at rest
     extra: dict[str, str] = field(default_factory=dict)
@@ -34,6 +35,8 @@ class Settings:
             kafka_topic_prefix=env.get("PUJA_KAFKA_TOPIC_PREFIX") or "puja",
             # /readyz: a projection (or, streaming, the relay) behind and not moving this long has stalled
             stall_seconds=float(env.get("PUJA_STALL_SECONDS") or 60),
+            # The in-process runner, woken by a command, waits this long so that one batch carries several commands
+            projection_gather=float(env.get("PUJA_PROJECTION_GATHER_SECONDS") or 0.1),
             # Streaming mode: `puja consume index|audit` feed the projections; the API only reads them.
             project_in_process=not env.get("PUJA_KAFKA_BOOTSTRAP"),
             cipher_key=env.get("PUJA_CIPHER_KEY") or None,

@@ -133,6 +133,12 @@ def get_innovation(store: ViewStore, id: Any) -> dict[str, Any] | None:
     return dict(doc) if doc is not None else None
 
 
+def innovation_name(store: ViewStore, id: Any) -> str | None:
+    """Only the name of an innovation (command answers show it beside a replication), without its document."""
+    name = store.scalar("SELECT name FROM innovations WHERE innovation_id = ?", (str(id),))
+    return None if name is None else str(name)
+
+
 def _innovations_of_urusan(urusan: str) -> Select[Any]:
     return select(innovation_urusan.c.innovation_id).where(innovation_urusan.c.urusan == urusan)
 

@@ -26,6 +26,7 @@ Read = Callable[[int, int], list[EventRecord]]
 Head = Callable[[], int]
 
 POLL_INTERVAL = 0.2
+GATHER = 0.1
 STALLED_AFTER = 60.0
 REPEAT_FAILURE_LOG_AFTER = 60.0
 
@@ -42,6 +43,7 @@ class ProjectionRunner:
         poll_interval: float = POLL_INTERVAL,
         stalled_after: float = STALLED_AFTER,
         leads: Callable[[], bool] = lambda: True,
+        gather: float = GATHER,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size is at least 1")
@@ -56,6 +58,7 @@ class ProjectionRunner:
         self.poll_interval = poll_interval
         self.stalled_after = stalled_after
         self.leads = leads
+        self.gather = gather
         self._applied = threading.Condition()
         self._positions: dict[str, int] = {}
         self._current_since: dict[str, datetime] = {}
@@ -64,6 +67,7 @@ class ProjectionRunner:
         self._catching_up = threading.Lock()
         self._registered = False
         self._wakeup = threading.Event()
+        self._urgent = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -83,8 +87,8 @@ class ProjectionRunner:
                 register(self.store.begin, self.names)
                 self._registered = True
             failed: set[str] = set()
+            positions = self._refresh_positions()
             while not interrupted():
-                positions = self._refresh_positions()
                 pending = [p for p in self.projections if p.name not in failed]
                 if not pending or min(positions[p.name] for p in pending) >= self.head():
                     self._note_current(positions, failed)
@@ -105,6 +109,9 @@ class ProjectionRunner:
                         failed.add(projection.name)
                 if not progressed:
                     break
+                # Where this round left each projection (its batches committed them): no need to read it back.
+                with self._applied:
+                    positions = {name: self._positions.get(name, 0) for name in self.names}
             return min((self._positions.get(name, 0) for name in self.names), default=0)
 
     def _apply_batch(self, projection: Applies, records: list[EventRecord]) -> bool:
@@ -191,23 +198,38 @@ class ProjectionRunner:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
+            leading = False
             try:
                 if self.leads():
+                    leading = True
                     self._catch_up(self._stopping.is_set)
                 else:  # another process applies the records; follow its positions for wait_for and status
                     self._refresh_positions()
             except Exception:
                 log.exception("projection runner could not catch up; it will try again")
-            self._wakeup.wait(self.poll_interval)
+            if leading:
+                if self._wakeup.wait(self.poll_interval) and self.gather > 0:
+                    # Woken by a command: the commands served beside it store theirs within moments, and one
+                    # batch then applies them all (a batch costs much more than one more record in it). A
+                    # reader waiting for a position (wait_for) does not wait for this.
+                    self._urgent.wait(self.gather)
+            else:
+                # Commands of this process do not concern a runner that only follows; readers waiting for a
+                # position read it themselves (wait_for).
+                self._urgent.wait(self.poll_interval)
             self._wakeup.clear()
+            self._urgent.clear()
 
-    def wake(self) -> None:
-        """Catch up now (a command of this process was just stored)."""
+    def wake(self, urgent: bool = False) -> None:
+        """Catch up soon (a command of this process was just stored), or at once when `urgent` (a reader waits
+        for a position)."""
+        if urgent:
+            self._urgent.set()
         self._wakeup.set()
 
     def stop(self, timeout: float | None = 10.0) -> None:
         self._stopping.set()
-        self._wakeup.set()
+        self.wake(urgent=True)
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout)
@@ -225,7 +247,7 @@ class ProjectionRunner:
             return True
         deadline = time.monotonic() + timeout
         if self.running:
-            self.wake()
+            self.wake(urgent=True)
         while True:
             if min(self._refresh_positions(names).values()) >= position:
                 return True

@@ -93,6 +93,24 @@ class ViewStore:
                 for alias in attach:
                     raw.execute("DETACH DATABASE " + _quoted(alias))
 
+    def scalar(self, sql: str, params: tuple[Any, ...]) -> Any:
+        """The first column of the first row of one fixed query (`?` placeholders), straight on a pooled driver
+        connection: for small reads on the path of every command, where building and compiling a SQLAlchemy
+        statement and the `BEGIN` of a connection would cost several times the read itself."""
+        if not self.is_sqlite:
+            sql = sql.replace("?", "%s")
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                cursor.execute(sql, params)
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        finally:
+            raw.close()
+        return None if row is None else row[0]
+
     def dispose(self) -> None:
         self.engine.dispose()
 

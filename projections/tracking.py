@@ -119,14 +119,14 @@ def tracked_position(conn: Connection, name: str) -> int:
     return int(found) if found is not None else 0
 
 
+_ALL_TRACKED = select(projection_positions)
+_TRACKED = _ALL_TRACKED.where(projection_positions.c.name.in_(bindparam("b_names", expanding=True)))
+
+
 def read_tracked(conn: Connection, names: Iterable[str] | None = None) -> dict[str, Tracked]:
-    query = select(projection_positions)
-    if names is not None:
-        query = query.where(projection_positions.c.name.in_(list(names)))
-    return {
-        row.name: Tracked(row.name, int(row.position), as_utc(row.last_advanced_at))
-        for row in conn.execute(query)
-    }
+    """Read often (runners follow the positions): one statement built once, not one per call."""
+    rows = conn.execute(_ALL_TRACKED) if names is None else conn.execute(_TRACKED, {"b_names": list(names)})
+    return {row.name: Tracked(row.name, int(row.position), as_utc(row.last_advanced_at)) for row in rows}
 
 
 def as_utc(moment: datetime | None) -> datetime | None:

@@ -802,3 +802,51 @@ def test_catalogue_iid_2026_has_20_indicators_weighing_37(api: Any) -> None:
 
 def test_unknown_catalogue_is_404(api: Any) -> None:
     problem_of(api.get("/api/v1/catalogues/iid-1999"), 404, "not-found")
+
+
+def test_argument_schemas_are_made_once_and_hold_nothing_of_a_request(api: Any, admin_token: str) -> None:
+    from app import schemas
+    from app.blueprints import Blueprint
+
+    parser = Blueprint.ARGUMENTS_PARSER
+    assert parser._get_schema(schemas.AgreementSchema, None) is parser._get_schema(
+        schemas.AgreementSchema, None
+    )
+    bad = api.post(INNOVATIONS, registration(region="99.99"), admin_token)
+    problem_of(bad, 422, "validation-error")
+    assert set(bad.get_json()["errors"]) == {"region"}
+    good = api.post(INNOVATIONS, registration(), admin_token)
+    assert good.status_code == 201
+    worse = api.post(INNOVATIONS, registration(name="  ", region="35"), admin_token)
+    assert set(worse.get_json()["errors"]) == {"name"}
+
+
+def test_a_replication_answer_names_the_innovation_as_revised_by_this_process(
+    api: Any, admin_token: str, innovation: dict[str, Any], replication: dict[str, Any]
+) -> None:
+    assert replication["innovation_name"] == innovation["name"]
+    revised = api.post(
+        f"{INNOVATIONS}/{innovation['id']}/revisions",
+        {"name": "Nama Baru", "reason": "Ganti nama"},
+        admin_token,
+    )
+    assert ok(revised)["name"] == "Nama Baru"
+    answer = ok(api.post(f"{REPLICATIONS}/{replication['id']}/agreement", agreement(), admin_token))
+    assert answer["innovation_name"] == "Nama Baru"
+
+
+def test_innovation_names_are_remembered_only_for_a_moment() -> None:
+    from uuid import uuid4
+
+    from app.names import InnovationNames
+
+    names, reads = InnovationNames(fresh_for=0.0), []
+    innovation_id = uuid4()
+    for name in ("Lama", "Baru"):
+        assert names.get(innovation_id, lambda id, name=name: reads.append(id) or name) == name
+    assert len(reads) == 2, "a name past its moment is read again"
+    kept = InnovationNames(fresh_for=60.0)
+    kept.put(innovation_id, "Lama")
+    assert kept.get(innovation_id, lambda id: "Baru") == "Lama"
+    kept.put(innovation_id, "Baru")
+    assert kept.get(innovation_id, lambda id: "Lain") == "Baru"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
@@ -924,6 +925,34 @@ def test_wait_for_returns_true_once_the_position_is_applied(network, admin, view
     assert queries.list_innovations(views).items
 
 
+def test_a_runner_woken_by_a_command_applies_it_after_gathering_for_a_moment(network, admin, views):
+    keeper = runner_for(network, views, poll_interval=60, gather=0.1)  # only the wake makes it catch up
+    keeper.start()
+    try:
+        position = network.register_innovation(**innovation_fields()).position
+        keeper.wake()
+        with keeper._applied:  # no reader asks for it: the runner gets there on its own
+            assert keeper._applied.wait_for(
+                lambda: min(keeper._positions.get(name, 0) for name in NAMES) >= position, timeout=10
+            )
+    finally:
+        keeper.stop()
+
+
+def test_a_reader_waiting_for_a_position_is_not_held_back_by_gathering(network, admin, views):
+    keeper = runner_for(network, views, poll_interval=60, gather=60)
+    keeper.start()
+    try:
+        position = network.register_innovation(**innovation_fields()).position
+        keeper.wake()  # a command's wake: the runner gathers for up to a minute
+        started = time.monotonic()
+
+        assert keeper.wait_for(position, NAMES, timeout=10)
+        assert time.monotonic() - started < 10
+    finally:
+        keeper.stop()
+
+
 def test_wait_for_returns_false_on_timeout(network, admin, runner):
     position = network.register_innovation(**innovation_fields()).position
 
@@ -1059,3 +1088,18 @@ def test_projections_depend_only_on_the_domain_and_sqlalchemy():
         name for name in imported if name.split(".")[0] in {"service", "app", "eventsourcing", "consumers"}
     }
     assert forbidden == set()
+
+
+def test_the_gathering_of_the_in_process_runner_is_a_setting(tmp_path: Path) -> None:
+    from app.runtime import Runtime
+    from app.settings import Settings
+
+    assert Settings.from_env({}).projection_gather == 0.1
+    settings = Settings.from_env(
+        {"PUJA_DATA_DIR": str(tmp_path / "var"), "PUJA_PROJECTION_GATHER_SECONDS": "0"}
+    )
+    runtime = Runtime.open(settings)
+    try:
+        assert runtime.runner.gather == 0.0
+    finally:
+        runtime.close()

@@ -145,3 +145,36 @@ def test_parallel_commands_on_different_replications_lose_nothing(workers_server
         timeout=30,
     ).json()["items"]
     assert [e["position"] for e in audit] == list(range(1, len(audit) + 1)), "the log has no gaps"
+
+
+def test_one_idempotency_key_sent_through_several_workers_at_once_stores_one_command(
+    workers_server: tuple[Server, str],
+) -> None:
+    server, token = workers_server
+    body = {**innovation_fields(), "name": "Satu Kunci", "started_on": days_ago(400).isoformat()}
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "one-key-many-workers"}
+
+    def register(session: requests.Session, n: int, i: int) -> requests.Response:
+        return session.post(f"{server.url}/api/v1/innovations", json=body, headers=headers, timeout=60)
+
+    responses = run_clients(register)
+    created = [r for r in responses if r.status_code == 201]
+    assert created, "the first request ran"
+    assert {r.json()["id"] for r in created} == {created[0].json()["id"]}
+    assert {r.headers["X-Event-Position"] for r in created} == {created[0].headers["X-Event-Position"]}
+    others = [r for r in responses if r.status_code != 201]
+    assert all(
+        r.status_code == 409 and r.json()["type"] == "/problems/idempotency-key-in-flight" for r in others
+    )
+    assert sum(r.headers.get("Idempotent-Replayed") != "true" for r in created) == 1
+    listed = requests.get(
+        f"{server.url}/api/v1/innovations",
+        params={"q": "satu kunci", "min_position": created[0].headers["X-Event-Position"]},
+        timeout=30,
+    ).json()["items"]
+    assert len(listed) == 1
+
+    other_body = {**body, "name": "Kunci Lain"}
+    reused = requests.post(f"{server.url}/api/v1/innovations", json=other_body, headers=headers, timeout=60)
+    assert reused.status_code == 422
+    assert reused.json()["type"] == "/problems/idempotency-key-reused"

@@ -7,9 +7,9 @@ from typing import Any
 from uuid import UUID
 
 from flask import Response, stream_with_context
-from flask_smorest import Blueprint
 
 from app import schemas as s
+from app.blueprints import Blueprint
 from app.http import allow, reads, runtime
 from app.paging import bad_cursor, page_answer
 from app.problems import Problem

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from flask_smorest import Blueprint
-
 from app import schemas as s
+from app.blueprints import Blueprint
 from app.commands import execute, innovation_answer
 from app.http import acting_principal, allow, parse_if_match, reads, require_region, runtime
 from app.paging import bad_cursor, page_answer

@@ -6,10 +6,10 @@ import math
 from typing import Any
 
 from flask import Response
-from flask_smorest import Blueprint
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
+from app.blueprints import Blueprint
 from app.http import runtime
 from app.problems import problem_response
 from app.status import statuses

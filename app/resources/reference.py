@@ -5,9 +5,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from flask_smorest import Blueprint
-
 from app import schemas as s
+from app.blueprints import Blueprint
 from app.paging import bad_cursor, page_answer
 from app.problems import Problem
 from domain import regions
