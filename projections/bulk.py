@@ -69,6 +69,8 @@ def _postgres_json(value: Any) -> Any:
 
 def _sqlite_date(value: date | None) -> str | None:
     """As SQLAlchemy's SQLite `Date` stores it."""
+    if type(value) is date:
+        return value.isoformat()  # the same text, made faster
     return None if value is None else f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
 
 

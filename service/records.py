@@ -50,6 +50,17 @@ def has_long_number(state: bytes) -> bool:
     return LONG_NUMBER in state.translate(DIGITS_AS_ONES)  # faster than a regular expression
 
 
+assert {
+    "originator_id",
+    "originator_version",
+    "timestamp",
+    "originator_topic",
+    "actor",
+    "actor_role",
+    "request_id",
+} == BASE_FIELDS, "DirectRecords.record_of takes these out of the state by name"
+
+
 class Fallback(Exception):
     """This stored event needs the library's mapper."""
 
@@ -164,13 +175,14 @@ class DirectRecords:
 
     def record_of(self, notification: Notification) -> EventRecord | None:
         """The record the library's path gives, or None when only that path can give it."""
-        kind = self._kind(notification.topic)
-        state = notification.state
+        topic = notification.topic
+        kind = self._kinds[topic] if topic in self._kinds else self._kind(topic)
         if kind is None:
             return None
+        state = notification.state
         if type(state) is not bytes:
             state = bytes(state)
-        if state[:1] == SEGMENTED or has_long_number(state):
+        if state[:1] == SEGMENTED or LONG_NUMBER in state.translate(DIGITS_AS_ONES):
             return None
         aggregate_type, type_name, class_version = kind
         wrappers = state.count(b'"_type_"')  # one per wrapper (a quote inside a JSON string is escaped)
@@ -180,18 +192,20 @@ class DirectRecords:
             return None
         if type(values) is not dict or values.pop("class_version", 1) != class_version:
             return None  # an older shape: the class's upcasters make the current one
-        timestamp = values.get("timestamp")
+        # What EventRecord.of takes from the event's base fields (BASE_FIELDS), and leaves out of `data`.
+        timestamp = values.pop("timestamp", None)
+        actor = values.pop("actor", "")
+        actor_role = values.pop("actor_role", "")
+        request_id = values.pop("request_id", "")
+        values.pop("originator_topic", None)
+        values.pop("originator_id", None)
+        values.pop("originator_version", None)
         if type(timestamp) is not dict or len(timestamp) != 2 or timestamp.get("_type_") != "datetime_iso":
             return None
-        actor = values.get("actor", "")
-        actor_role = values.get("actor_role", "")
-        request_id = values.get("request_id", "")
         if type(actor) is not str or type(actor_role) is not str or type(request_id) is not str:
             return None
         try:
             recorded_at = _datetime_iso(timestamp.get("_data_"))
-            for name in BASE_FIELDS:
-                values.pop(name, None)
             unwrapped = 1
             for key, value in values.items():  # the wrappers are nearly always fields of the event itself
                 if type(value) is dict and "_type_" in value:
