@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 import orjson
+from psycopg.types.json import Json
 from sqlalchemy import JSON, Connection, Date, Table
 
 _JSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
@@ -61,9 +62,7 @@ class _Statement:
                 self.converters.append((i, _sqlite_date))
 
 
-def _postgres_json(value: Any) -> Any:
-    from psycopg.types.json import Json
-
+def _postgres_json(value: Any) -> Json:
     return Json(value, dumps=json_text)
 
 
