@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
-from uuid import UUID, uuid5
+from uuid import UUID
 
 from domain.aggregate import event_type
 
 EVENT_ID_NAMESPACE = UUID("6f1c3f0e-6a53-4b8e-9a51-2f1d3c4b5a60")
+_NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
 GENESIS_HASH = "0" * 64
 CHAIN_FIELDS = ("hash", "prev_hash")
 BASE_FIELDS = frozenset(
@@ -63,8 +64,14 @@ def link_hash(prev_hash: str, canonical: str) -> str:
 
 
 def event_id(aggregate_id: str, version: int) -> str:
-    """The event's own id: stable, so that a re-published event can be recognised."""
-    return str(uuid5(EVENT_ID_NAMESPACE, f"{aggregate_id}/{version}"))
+    """The event's own id: stable, so that a re-published event can be recognised. It is
+    `str(uuid5(EVENT_ID_NAMESPACE, f"{aggregate_id}/{version}"))`, computed without the UUID objects (the
+    audit projection makes one per event)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"{aggregate_id}/{version}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,41 @@ class EventRecord:
             hash=hash,
             prev_hash=prev_hash,
         )
+
+    @classmethod
+    def made(
+        cls,
+        position: int,
+        aggregate_id: str,
+        aggregate_type: str,
+        version: int,
+        type: str,
+        recorded_at: str,
+        actor: str,
+        actor_role: str,
+        request_id: str,
+        data: dict[str, Any],
+        hash: str | None,
+        prev_hash: str | None,
+    ) -> EventRecord:
+        """A record of values already checked, made without the frozen dataclass's `__init__` (which sets each
+        field through `object.__setattr__`): the same record, for readers that make one per stored event."""
+        record = object.__new__(cls)
+        record.__dict__.update(
+            position=position,
+            aggregate_id=aggregate_id,
+            aggregate_type=aggregate_type,
+            version=version,
+            type=type,
+            recorded_at=recorded_at,
+            actor=actor,
+            actor_role=actor_role,
+            request_id=request_id,
+            data=data,
+            hash=hash,
+            prev_hash=prev_hash,
+        )
+        return record
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.canonical_dict(), "hash": self.hash, "prev_hash": self.prev_hash}

@@ -1,6 +1,7 @@
 """The read side: views of the record (listings, index figures, the audit log) in their own small world.
 
-Projections consume only `domain.published.EventRecord`s and write with SQLAlchemy Core; they do not know whether
+Projections consume only `domain.published.EventRecord`s and write with SQLAlchemy Core (rows in bulk through the
+same connection's driver, `projections.bulk`); they do not know whether
 records come from the store's notification log or from a stream.
 
 - `projections.store.ViewStore` — the database of the views; `projections.tables` — its tables.

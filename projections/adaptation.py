@@ -7,16 +7,16 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import Connection, bindparam, select
 
 from domain.published import EventRecord
+from projections.bulk import insert_dicts
 from projections.tables import modifications
 from projections.tracking import IN_CHUNK
 
 _LOGGED = select(modifications.c.modification_id).where(
     modifications.c.modification_id.in_(bindparam("b_ids", expanding=True))
 )
-_LOG = insert(modifications)
 
 
 def modification_row(record: EventRecord) -> dict[str, Any]:
@@ -43,5 +43,4 @@ def log_modifications(conn: Connection, rows: list[dict[str, Any]]) -> None:
         chunk = [row["modification_id"] for row in rows[start : start + IN_CHUNK]]
         logged.update(conn.execute(_LOGGED, {"b_ids": chunk}).scalars())
     fresh = [row for row in rows if row["modification_id"] not in logged]
-    if fresh:
-        conn.execute(_LOG, fresh)
+    insert_dicts(conn, modifications, fresh)

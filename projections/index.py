@@ -15,13 +15,14 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from domain import regions
 from domain.catalogue import round_half_up
 from domain.enums import ReplicationStatus
 from domain.published import EventRecord
 from projections.adaptation import log_modifications, modification_row
+from projections.bulk import insert_dicts, update_dicts
 from projections.tables import INDEX_TABLES, evaluations, innovation_urusan, innovations, replications
 from projections.tracking import IN_CHUNK, Projection
 
@@ -34,19 +35,13 @@ PENERAPAN = ReplicationStatus.PENERAPAN.value
 _INNOVATION_DOCS = select(innovations.c.innovation_id, innovations.c.doc).where(
     innovations.c.innovation_id.in_(bindparam("b_ids", expanding=True))
 )
-_ADD_INNOVATION = insert(innovations)
-_SET_INNOVATION = update(innovations).where(innovations.c.innovation_id == bindparam("b_id"))
 _REPLICATION_DOCS = select(replications.c.replication_id, replications.c.doc).where(
     replications.c.replication_id.in_(bindparam("b_ids", expanding=True))
 )
-_ADD_REPLICATION = insert(replications)
-_SET_REPLICATION = update(replications).where(replications.c.replication_id == bindparam("b_id"))
 _REPLICATIONS_OF = select(replications.c.replication_id, replications.c.doc).where(
     replications.c.innovation_id == bindparam("b_id")
 )
 _CLEAR_URUSAN = delete(innovation_urusan).where(innovation_urusan.c.innovation_id == bindparam("b_id"))
-_ADD_URUSAN = insert(innovation_urusan)
-_ADD_EVALUATION = insert(evaluations)
 _EVALUATIONS_OF = select(
     evaluations.c.evaluation_id, evaluations.c.evaluated_on, evaluations.c.position
 ).where(evaluations.c.subject_id == bindparam("b_subject"), evaluations.c.year == bindparam("b_year"))
@@ -496,33 +491,29 @@ class Batch:
         for key in sorted(self.changed):
             if key in self.innovations:
                 doc = self.innovations[key]
-                set_innovations.append({"b_id": key, "doc": doc, **_innovation_columns(doc)})
+                set_innovations.append({"innovation_id": key, "doc": doc, **_innovation_columns(doc)})
             else:
                 doc = self.replications[key]
-                row = {"b_id": key, "doc": doc, **_replication_columns(doc)}
+                row = {"replication_id": key, "doc": doc, **_replication_columns(doc)}
                 if key in self.facets:
                     set_replications_facets.append({**row, **self.facets[key]})
                 else:
                     set_replications.append(row)
-        if new_innovations:
-            conn.execute(_ADD_INNOVATION, new_innovations)
-        if new_replications:
-            conn.execute(_ADD_REPLICATION, new_replications)
-        if set_innovations:
-            conn.execute(_SET_INNOVATION, set_innovations)
-        if set_replications:
-            conn.execute(_SET_REPLICATION, set_replications)
-        if set_replications_facets:
-            conn.execute(_SET_REPLICATION, set_replications_facets)
+        # Rows go to the driver as they are (projections/bulk.py): SQLAlchemy's processing of each row costs more
+        # than the database's work for it.
+        insert_dicts(conn, innovations, new_innovations)
+        insert_dicts(conn, replications, new_replications)
+        update_dicts(conn, innovations, "innovation_id", set_innovations)
+        update_dicts(conn, replications, "replication_id", set_replications)
+        update_dicts(conn, replications, "replication_id", set_replications_facets)
         if self.urusan:
             conn.execute(_CLEAR_URUSAN, [{"b_id": key} for key in self.urusan])
             rows = [
                 {"innovation_id": key, "urusan": u} for key, urusan in self.urusan.items() for u in urusan
             ]
-            if rows:
-                conn.execute(_ADD_URUSAN, rows)
+            insert_dicts(conn, innovation_urusan, rows)
         if self.evaluation_rows:
-            conn.execute(_ADD_EVALUATION, self.evaluation_rows)
+            insert_dicts(conn, evaluations, self.evaluation_rows)
             conn.execute(
                 _MARK_LATEST,
                 [

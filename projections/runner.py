@@ -27,6 +27,9 @@ Head = Callable[[], int]
 
 POLL_INTERVAL = 0.2
 GATHER = 0.1
+APPLY_READS = (
+    4  # reads of `batch_size` records a catch-up applies in one transaction when that many are waiting
+)
 STALLED_AFTER = 60.0
 REPEAT_FAILURE_LOG_AFTER = 60.0
 
@@ -40,6 +43,7 @@ class ProjectionRunner:
         projections: Sequence[Applies],
         batch_size: int = 500,
         *,
+        apply_reads: int = APPLY_READS,
         poll_interval: float = POLL_INTERVAL,
         stalled_after: float = STALLED_AFTER,
         leads: Callable[[], bool] = lambda: True,
@@ -55,6 +59,7 @@ class ProjectionRunner:
         self.head = head
         self.projections = list(projections)
         self.batch_size = batch_size
+        self.apply_reads = max(1, apply_reads)
         self.poll_interval = poll_interval
         self.stalled_after = stalled_after
         self.leads = leads
@@ -94,25 +99,58 @@ class ProjectionRunner:
                     self._note_current(positions, failed)
                     break
                 progressed = False
-                batches: dict[int, list[EventRecord]] = {}
+                following: dict[int, list[Applies]] = {}  # projections by the position they are at
                 for projection in pending:
-                    after = positions[projection.name]
-                    if after not in batches:
-                        batches[after] = self.read(after, self.batch_size)
-                    records = [r for r in batches[after] if r.position > after]
+                    following.setdefault(positions[projection.name], []).append(projection)
+                for after, group in following.items():
+                    records = self._read_run(after)
                     if not records:
-                        self._note_current({projection.name: after}, set())
+                        self._note_current({projection.name: after for projection in group}, set())
                         continue
-                    if self._apply_batch(projection, records):
+                    if len(group) > 1 and self._apply_together(group, records):
                         progressed = True
-                    else:
-                        failed.add(projection.name)
+                        continue
+                    for projection in group:
+                        if self._apply_batch(projection, records):
+                            progressed = True
+                        else:
+                            failed.add(projection.name)
                 if not progressed:
                     break
                 # Where this round left each projection (its batches committed them): no need to read it back.
                 with self._applied:
                     positions = {name: self._positions.get(name, 0) for name in self.names}
             return min((self._positions.get(name, 0) for name in self.names), default=0)
+
+    def _read_run(self, after: int) -> list[EventRecord]:
+        """The records after a position: up to `apply_reads` reads of `batch_size` when that many are waiting (a
+        catch-up), so that a transaction writes the pages it touches once for more records."""
+        records: list[EventRecord] = []
+        position = after
+        for _ in range(self.apply_reads):
+            batch = self.read(position, self.batch_size)
+            records.extend(r for r in batch if r.position > position)
+            if len(batch) < self.batch_size:
+                break
+            position = batch[-1].position
+        return records
+
+    def _apply_together(self, projections: list[Applies], records: list[EventRecord]) -> bool:
+        """Apply records to several projections at the same position in one transaction (each moves its own
+        tracked position in it); False, with nothing applied, when one of them fails (each is then applied on
+        its own, which finds the failing record)."""
+        appliers: list[Any] = [getattr(projection, "apply_all", None) for projection in projections]
+        if any(apply_all is None for apply_all in appliers):
+            return False
+        try:
+            with self.store.begin(wait_for_disk=False) as conn:
+                for apply_all in appliers:
+                    apply_all(conn, records)
+        except Exception:
+            return False
+        for projection in projections:
+            self._advanced(projection.name, records[-1].position)
+        return True
 
     def _apply_batch(self, projection: Applies, records: list[EventRecord]) -> bool:
         """Apply records in one transaction with the tracked position (moved once per batch where the

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
+from projections.bulk import json_text
 from projections.tables import metadata
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -40,7 +41,7 @@ class ViewStore:
             }
             if parsed.database in (None, "", ":memory:"):
                 options["poolclass"] = StaticPool
-        self.engine: Engine = create_engine(parsed, **options)
+        self.engine: Engine = create_engine(parsed, json_serializer=json_text, **options)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
 

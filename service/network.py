@@ -38,6 +38,7 @@ from domain.published import EventRecord
 from domain.replication import Replication
 from service.chain import CanonicalParts
 from service.recorder import RegistryRow
+from service.records import DirectRecords
 from service.repository import PublishingRepository, copy_aggregate
 from service.transcoder import DateAsISO, ModificationLogAsSegment, StoreTranscoder
 
@@ -84,6 +85,7 @@ class InnovationNetwork(Application):
         self._regions: dict[UUID, str] = {}
         self._parties: dict[UUID, tuple[str, str]] = {}
         self._deciding = threading.local()
+        self._direct = DirectRecords.for_mapper(self.mapper)
         recorder: Any = self.recorder
         recorder.describe = self.canonical_parts
         linked = recorder.link_unchained()
@@ -98,7 +100,14 @@ class InnovationNetwork(Application):
     def record_of(self, notification: Notification, as_recorded: bool = False) -> EventRecord:
         """A stored event in its public shape, with its links of the chain: in the current shape of its class
         (upcast, what projections and the stream use), or `as_recorded` (what the chain covers and the export
-        shows, so that an event class changing shape never breaks the chain)."""
+        shows, so that an event class changing shape never breaks the chain).
+
+        Events in their class's current shape go straight from the stored JSON to the record
+        (service/records.py), which gives the same record as decoding them into event objects."""
+        if not as_recorded and self._direct is not None:
+            record = self._direct.record_of(notification)
+            if record is not None:
+                return record
         event = (
             self.recorded_event(notification) if as_recorded else self.mapper.to_domain_event(notification)
         )

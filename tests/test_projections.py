@@ -859,6 +859,21 @@ def test_a_batch_lays_records_down_as_one_record_at_a_time_does(network, admin, 
     ]
 
 
+def test_the_audit_log_takes_each_event_once_from_sparse_and_overlapping_batches(network, admin, tmp_path):
+    busy_work(network, range(0, 3))
+    records = read_records(network, 0, 500)
+    straight, sparse = open_views(tmp_path / "straight.sqlite"), open_views(tmp_path / "sparse.sqlite")
+    with straight.begin() as conn:
+        AuditProjection().project_all(conn, records)
+
+    for part in (records[::7], records[-1:], records[2::3], records):  # spread out, then overlapping
+        with sparse.begin() as conn:
+            AuditProjection().project_all(conn, part)
+
+    assert snapshot(sparse)["audit_events"] == snapshot(straight)["audit_events"]
+    assert len(snapshot(sparse)["audit_events"]) == len(records)
+
+
 def test_a_failing_record_is_rolled_back_and_retried_never_skipped(network, admin, views, tmp_path):
     replication(network, register(network), "35.05", "penerapan")
     head = network.head_position()
