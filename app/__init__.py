@@ -1,22 +1,28 @@
-"""The HTTP API (api.md): a Flask application factory with one blueprint per resource."""
+"""The HTTP API (api.md): a Flask application factory with one blueprint per resource.
+
+Flask and the resources are imported by `create_app` only: the other commands of `puja` (the relay, the
+consumers, migrations) import this package too, and start without them."""
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from flask import Flask
-from flask_smorest import Api
-
-from app import http, schemas
 from app.logs import configure_logging
-from app.resources import audit, index, innovations, ops, reference, replications
 from app.runtime import Runtime
 from app.settings import Settings
 
-BLUEPRINTS = (innovations.blp, replications.blp, audit.blp, index.blp, reference.blp, ops.blp)
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+    from flask import Flask
+    from flask_smorest import Api
+
+    from app import http, schemas
+    from app.resources import audit, index, innovations, ops, reference, replications
+
     settings = settings or (runtime.settings if runtime else Settings.from_env())
     configure_logging(settings.log_level)
     app = Flask("puja")
@@ -41,7 +47,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     api = Api(app)
     # `replication_metrics` of GET /api/v1/index/regions/{code} (projections/diffusion.py)
     api.spec.components.schema("ReplicationMetrics", schema=schemas.ReplicationMetricsSchema)
-    for blueprint in BLUEPRINTS:
+    for blueprint in (innovations.blp, replications.blp, audit.blp, index.blp, reference.blp, ops.blp):
         api.register_blueprint(blueprint)
     http.install(app)
     rt = runtime or Runtime.open(settings)
