@@ -99,8 +99,8 @@ class TopicProjector:
             return 0
         try:
             try:
+                records = [record_from_message(message.value) for message in messages]  # before the lock
                 with self.store.begin() as conn:
-                    records = [record_from_message(message.value) for message in messages]
                     hold(conn, self.projection.name)  # before the tables: the order every writer keeps
                     self.projection.project_all(conn, records)  # in the poll's order
                     advance_watermark(conn, self.projection.name, [r.position for r in records])
