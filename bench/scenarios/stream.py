@@ -117,11 +117,20 @@ def positions(views: Any, names: tuple[str, ...] = ("index", "audit")) -> int:
     return min((found[n].position if n in found else 0) for n in names)
 
 
-def wait_for(views: Any, position: int, timeout: float, alive: list[subprocess.Popen]) -> None:
+def wait_for(
+    views: Any,
+    position: int,
+    timeout: float,
+    alive: list[subprocess.Popen],
+    progress: list[tuple[float, int]] | None = None,
+) -> None:
+    """Until both projections hold `position`; `progress` collects (perf_counter, position) at each change."""
     deadline = time.monotonic() + timeout
-    while positions(views) < position:
+    while (reached := positions(views)) < position:
+        if progress is not None and (not progress or reached > progress[-1][1]):
+            progress.append((time.perf_counter(), reached))
         if time.monotonic() > deadline:
-            raise AssertionError(f"the stream reached {positions(views)} of {position} in {timeout:g} s")
+            raise AssertionError(f"the stream reached {reached} of {position} in {timeout:g} s")
         if any(p.poll() is not None for p in alive):
             raise AssertionError("a stream process exited")
         time.sleep(0.01)  # polling tracked positions
@@ -176,8 +185,9 @@ def throughput(ctx: Context, bootstrap: str, backend: str) -> list[Row]:
 
         with ctx.step(f"stream/{backend}: relay + 2 consumers, {head:,} events"):
             t0 = time.perf_counter()
+            progress: list[tuple[float, int]] = []
             with processes(env, workdir, ("relay",), ("consume", "index"), ("consume", "audit")) as started:
-                wait_for(runtime.views, head, 1800, started)
+                wait_for(runtime.views, head, 1800, started, progress)
                 stream_seconds = time.perf_counter() - t0
             relay_position = positions(runtime.views, ("relay",))
 
@@ -205,9 +215,16 @@ def throughput(ctx: Context, bootstrap: str, backend: str) -> list[Row]:
         runtime.close()
 
     stream_rate = head / stream_seconds
+    # Informative: how much of it was start-up (three processes importing, the groups forming, the first batch),
+    # and the rate from the first event both projections held to the last.
+    first_at, first_position = progress[0] if progress else (t0 + stream_seconds, head)
     ctx.details[f"stream/throughput/{backend}"] = {
         "events": head,
         "stream_seconds": round(stream_seconds, 2),
+        "first_visible_after_seconds": round(first_at - t0, 2),
+        "events_per_second_after_first_visible": round(
+            (head - first_position) / max(t0 + stream_seconds - first_at, 1e-9)
+        ),
         "relay_position_at_end": relay_position,
         "raw_consume_seconds": round(raw_seconds, 3),
         "raw_messages": raw_count,
@@ -307,6 +324,7 @@ def latency(ctx: Context, bootstrap: str, backend: str) -> list[Row]:
                     time.sleep(0.005)  # sampling the positions every 5 ms
 
             issued: list[tuple[float, int]] = []
+            returned: list[float] = []  # when each command of `issued` returned
             lock = threading.Lock()
 
             def client(i: int, t0: float) -> None:
@@ -317,9 +335,11 @@ def latency(ctx: Context, bootstrap: str, backend: str) -> list[Row]:
                         time.sleep(pause)  # pacing the load, not waiting for a result
                     started_at = time.perf_counter()
                     mix()
+                    returned_at = time.perf_counter()
                     # the head once the command is stored: its own position or a later one (conservative)
                     with lock:
                         issued.append((started_at, network.head_position()))
+                        returned.append(returned_at)
 
             watcher = threading.Thread(target=watch, daemon=True)
             watcher.start()
@@ -341,19 +361,22 @@ def latency(ctx: Context, bootstrap: str, backend: str) -> list[Row]:
 
     unseen: dict[str, int] = {}
 
-    def delays(found: list[tuple[int, float]], name: str) -> list[float]:
-        """Milliseconds from each command to the first sample that held its position; commands never seen
-        within the wait are counted apart (`unseen`), not timed."""
+    def delays(found: list[tuple[int, float]], name: str, since: list[float] | None = None) -> list[float]:
+        """Milliseconds from each command (or from the moments in `since`) to the first sample that held its
+        position; commands never seen within the wait are counted apart (`unseen`), not timed."""
         reached = [f[0] for f in found]
         timed = []
-        for at, p in issued:
+        for n, (at, p) in enumerate(issued):
             i = bisect.bisect_left(reached, p)
             if i < len(found):
-                timed.append((found[i][1] - at) * 1000)
+                timed.append((found[i][1] - (since[n] if since is not None else at)) * 1000)
         unseen[name] = len(issued) - len(timed)
         return timed
 
     latencies, to_relay = delays(seen, "projections"), delays(relayed, "relay")
+    # Informative: what the command itself took, and what the stream added once it had returned.
+    commands = [(back - at) * 1000 for (at, _), back in zip(issued, returned, strict=True)]
+    after_return = delays(seen, "projections", returned)
 
     with ctx.step(f"stream/{backend}: raw Kafka round trip at {RATE}/s"):
         raw = raw_round_trips(bootstrap, seconds)
@@ -367,6 +390,10 @@ def latency(ctx: Context, bootstrap: str, backend: str) -> list[Row]:
         "max_ms": max(latencies),
         "published_by_relay_p50_ms": percentile(to_relay, 50),
         "published_by_relay_p99_ms": percentile(to_relay, 99),
+        "command_itself_p50_ms": percentile(commands, 50),
+        "command_itself_p99_ms": percentile(commands, 99),
+        "visible_after_the_command_returned_p50_ms": percentile(after_return, 50),
+        "visible_after_the_command_returned_p99_ms": percentile(after_return, 99),
         "raw_round_trip_p50_ms": percentile(raw, 50),
         "raw_round_trip_p99_ms": percentile(raw, 99),
     }
