@@ -26,7 +26,7 @@ from projections.tracking import advance_watermark, hold, register
 
 log = logging.getLogger(__name__)
 
-MAX_POLL_RECORDS = 500  # one view transaction per poll
+MAX_POLL_RECORDS = 2000  # one view transaction per poll: fewer, larger transactions when behind
 RETRY_SECONDS = 1.0
 
 
