@@ -127,7 +127,7 @@ def wait_for(
     """Until both projections hold `position`; `progress` collects (perf_counter, position) at each change."""
     deadline = time.monotonic() + timeout
     while (reached := positions(views)) < position:
-        if progress is not None and (not progress or reached > progress[-1][1]):
+        if progress is not None and reached > (progress[-1][1] if progress else 0):
             progress.append((time.perf_counter(), reached))
         if time.monotonic() > deadline:
             raise AssertionError(f"the stream reached {reached} of {position} in {timeout:g} s")
@@ -184,11 +184,11 @@ def throughput(ctx: Context, bootstrap: str, backend: str) -> list[Row]:
         env = streaming_env(workdir / "var", bootstrap, prefix, url)
 
         with ctx.step(f"stream/{backend}: relay + 2 consumers, {head:,} events"):
-            t0 = time.perf_counter()
+            started_at = time.perf_counter()
             progress: list[tuple[float, int]] = []
             with processes(env, workdir, ("relay",), ("consume", "index"), ("consume", "audit")) as started:
                 wait_for(runtime.views, head, 1800, started, progress)
-                stream_seconds = time.perf_counter() - t0
+                stream_seconds = time.perf_counter() - started_at
             relay_position = positions(runtime.views, ("relay",))
 
         with ctx.step(f"stream/{backend}: raw kafka-python consume"):
@@ -217,13 +217,13 @@ def throughput(ctx: Context, bootstrap: str, backend: str) -> list[Row]:
     stream_rate = head / stream_seconds
     # Informative: how much of it was start-up (three processes importing, the groups forming, the first batch),
     # and the rate from the first event both projections held to the last.
-    first_at, first_position = progress[0] if progress else (t0 + stream_seconds, head)
+    first_at, first_position = progress[0] if progress else (started_at + stream_seconds, head)
     ctx.details[f"stream/throughput/{backend}"] = {
         "events": head,
         "stream_seconds": round(stream_seconds, 2),
-        "first_visible_after_seconds": round(first_at - t0, 2),
+        "first_visible_after_seconds": round(first_at - started_at, 2),
         "events_per_second_after_first_visible": round(
-            (head - first_position) / max(t0 + stream_seconds - first_at, 1e-9)
+            (head - first_position) / max(started_at + stream_seconds - first_at, 1e-9)
         ),
         "relay_position_at_end": relay_position,
         "raw_consume_seconds": round(raw_seconds, 3),
@@ -266,14 +266,20 @@ def raw_consume(bootstrap: str, prefix: str, expected: int) -> tuple[float, int]
         enable_auto_commit=False,
     )
     try:
+        # A consumer that never gets there fails the step instead of spinning for ever.
+        deadline = time.monotonic() + 300
         while not consumer.assignment():  # joining the group is not timed
             consumer.poll(timeout_ms=100, max_records=1)
+            if time.monotonic() > deadline:
+                raise AssertionError("the raw consumer was never assigned the topics")
         consumer.seek_to_beginning()
         count = 0
         t0 = time.perf_counter()
         while count < expected:
             for batch in consumer.poll(timeout_ms=1000).values():
                 count += len(batch)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the raw consumer read {count} of {expected} messages")
         return time.perf_counter() - t0, count
     finally:
         consumer.close()
