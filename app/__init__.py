@@ -1,31 +1,38 @@
-"""The HTTP API (api.md): a Flask application factory with one blueprint per resource."""
+"""The HTTP API (api.md): a Flask application factory with one blueprint per resource.
+
+Flask and the resources are imported by `create_app` only: the other commands of `puja` (the relay, the
+consumers, migrations) import this package too, and start without them."""
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from flask import Flask
-from flask_smorest import Api
-from marshmallow import validate
-
-from app import http, schemas
 from app.logs import configure_logging
-from app.resources import audit, index, innovations, ops, reference, replications
 from app.runtime import Runtime
 from app.settings import Settings
 from domain import regions
 
-BLUEPRINTS = (innovations.blp, replications.blp, audit.blp, index.blp, reference.blp, ops.blp)
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def _warm_up() -> None:
     """What the first requests of a process would otherwise build while others wait on them: the region index
     (read from the reference data once per process) and marshmallow's URL pattern (compiled once)."""
+    from marshmallow import validate
+
     regions.all_regions()
     validate.URL()("https://example.org")
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+    from flask import Flask
+    from flask_smorest import Api
+
+    from app import http, schemas
+    from app.resources import audit, index, innovations, ops, reference, replications
+
     settings = settings or (runtime.settings if runtime else Settings.from_env())
     configure_logging(settings.log_level)
     app = Flask("puja")
@@ -50,7 +57,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     api = Api(app)
     # `replication_metrics` of GET /api/v1/index/regions/{code} (projections/diffusion.py)
     api.spec.components.schema("ReplicationMetrics", schema=schemas.ReplicationMetricsSchema)
-    for blueprint in BLUEPRINTS:
+    for blueprint in (innovations.blp, replications.blp, audit.blp, index.blp, reference.blp, ops.blp):
         api.register_blueprint(blueprint)
     http.install(app)
     _warm_up()

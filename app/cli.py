@@ -115,6 +115,10 @@ def consume(projection: str) -> None:
     bootstrap, prefix = _kafka()
     runtime = _runtime()
     chosen = IndexProjection() if projection == "index" else AuditProjection()
+    if projection == "index":
+        from domain import regions
+
+        regions.all_regions()  # the index names regions: read the reference data now, not in its first transaction
     try:
         run_consumer(runtime.views, chosen, bootstrap, prefix, _stop_on_signals())
     finally:

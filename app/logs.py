@@ -5,14 +5,18 @@ from __future__ import annotations
 import logging
 import sys
 
-from flask import g, has_request_context
 from pythonjsonlogger.json import JsonFormatter
 
 
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
-            record.request_id = g.get("request_id") if has_request_context() else None
+            # Flask is looked up, not imported: the commands that serve no requests (the relay, the consumers)
+            # start without it.
+            flask = sys.modules.get("flask")
+            record.request_id = None
+            if flask is not None and flask.has_request_context():
+                record.request_id = flask.g.get("request_id")
         return True
 
 

@@ -10,8 +10,6 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
-from lokal import wilayah
-
 PROVINCE_CODE = re.compile(r"^\d{2}$")
 REGENCY_CODE = re.compile(r"^\d{2}\.\d{2}$")
 UNDOTTED_REGENCY = re.compile(r"^(\d{2})(\d{2})$")
@@ -45,6 +43,8 @@ class Region:
 
 @cache
 def _all() -> dict[str, Region]:
+    from lokal import wilayah  # here, not at the top: importing `lokal` compiles hundreds of patterns
+
     regions: dict[str, Region] = {}
     for province in wilayah.list_wilayah():
         regions[province.code] = Region(province.code, province.name, PROVINSI, province.code)

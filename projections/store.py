@@ -7,6 +7,8 @@ processes) and every read sees one consistent snapshot (WAL journal mode).
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -19,6 +21,7 @@ from projections.bulk import json_text
 from projections.tables import metadata
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+WRITE_LOCK_RETRY_SECONDS = 0.001  # how often a writer waiting for SQLite's write lock tries again
 _BEGIN_MODE = "sqlite_begin"
 
 
@@ -137,4 +140,28 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get(_BEGIN_MODE, "DEFERRED")
+        if mode == "IMMEDIATE" and _try_begin_immediate(conn.connection.dbapi_connection):
+            return
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _try_begin_immediate(raw: Any) -> bool:
+    """Take the write lock, trying again every millisecond for up to the busy timeout; False when it did not
+    come (the caller then waits once more in SQLite's own way, and fails as SQLite does).
+
+    SQLite's own busy handler sleeps longer and longer between tries, up to 100 ms each: a writer that has
+    waited a while keeps missing the moments the lock is free while other processes commit one short
+    transaction after another (two stream consumers and the relay on one view store), and waits seconds."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    raw.execute("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return True
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    return False
+            time.sleep(WRITE_LOCK_RETRY_SECONDS)
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")

@@ -99,3 +99,17 @@ def test_seed_demo_refuses_a_store_that_holds_events(cli: Any) -> None:
     again = CliRunner().invoke(main, ["seed-demo"])
     assert again.exit_code != 0
     assert "--force" in again.output
+
+
+def test_the_stream_commands_start_without_the_http_stack() -> None:
+    """`puja relay` and `puja consume` import the command line, the runtime and the stream code, not Flask or
+    the region reference data (a second of start-up for each process, paid again at every restart)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, app.cli, consumers.relay, consumers.projector;"
+        "print(sorted(m for m in ('flask', 'flask_smorest', 'lokal') if m in sys.modules))"
+    )
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"

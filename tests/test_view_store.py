@@ -1,0 +1,50 @@
+"""The view store on SQLite: writers in several processes (two stream consumers and the relay) share one write
+lock, and a writer that has waited long must still get it as soon as it is free."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from pathlib import Path
+
+from sqlalchemy import text
+
+from projections.store import ViewStore
+
+
+def test_a_writer_that_waited_long_gets_the_write_lock_as_soon_as_it_is_released(tmp_path: Path) -> None:
+    # SQLite's own busy handler sleeps up to 100 ms between tries once a writer has waited ~0.3 s: released
+    # at a random moment, the lock then came to the waiter 50 ms later on average (a consumer starved while
+    # the other committed short transactions back to back).
+    store = ViewStore(f"sqlite:///{tmp_path / 'views.sqlite'}")
+    store.create_all()
+    with store.begin() as conn:
+        conn.execute(text("CREATE TABLE n (v INTEGER)"))
+    delays = []
+    for round_ in range(7):
+        holding, released = threading.Event(), [0.0]
+
+        def hold(
+            round_: int = round_, holding: threading.Event = holding, released: list[float] = released
+        ) -> None:
+            with store.begin() as conn:
+                conn.execute(text("INSERT INTO n VALUES (:v)"), {"v": round_})
+                holding.set()
+                time.sleep(
+                    0.4 + 0.013 * round_
+                )  # holding the lock while the other waits (not waiting for it)
+                released[0] = time.perf_counter()  # the commit follows at once
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert holding.wait(10)
+        with store.begin() as conn:  # waits for the holder
+            got_in = time.perf_counter()
+            conn.execute(text("INSERT INTO n VALUES (-1)"))
+        holder.join()
+        delays.append(got_in - released[0])
+    with store.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM n")).scalar_one() == 14  # every writer wrote
+    store.dispose()
+    assert statistics.median(delays) < 0.02, [round(d * 1000, 1) for d in delays]
