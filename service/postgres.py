@@ -37,12 +37,12 @@ from eventsourcing.postgres import (
     PostgresFactory,
 )
 from psycopg import Cursor
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier, Literal
 
 from service.chain import GENESIS, LINK_PAGE, CanonicalParts, ChainedNotification, Chaining, Link
 from service.group_commit import GroupCommitter, PendingSave
-from service.recorder import OPEN_STATUSES, RegistryRow, StaleDecision
+from service.recorder import ADOPTIONS_OF, OPEN_STATUSES, Adoption, RegistryRow, StaleDecision
 
 STALE_DECISION = "PJ001"
 """The SQLSTATE that the append function raises when an aggregate a decision read has moved since."""
@@ -277,6 +277,14 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
         self.registry_of_statement = (
             SQL("SELECT * FROM {0} WHERE innovation_id = %s").format(self.registry_table).as_string(None)
         )
+        self.registry_of_regions_statement = (
+            SQL("SELECT * FROM {0} WHERE innovation_id = %s AND adopting_region = ANY(%s::text[])")
+            .format(self.registry_table)
+            .as_string(None)
+        )
+        self.adoptions_of_statement = ADOPTIONS_OF.replace(
+            "replication_registry", self.registry_table.as_string(None)
+        )
         placeholders = SQL(", ").join([SQL("%s")] * 16)
         self.append_statement = (
             SQL("SELECT {0}.{1}({2}) AS positions").format(schema, append, placeholders).as_string(None)
@@ -466,14 +474,26 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
                 for row in curs.fetchall()
             ]
 
-    def registry_of(self, innovation_id: UUID) -> list[RegistryRow]:
+    def registry_of(
+        self, innovation_id: UUID, adopting_regions: Sequence[str] | None = None
+    ) -> list[RegistryRow]:
+        """The replications of one innovation, as committed: all of them, or those adopted by some regions."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(
-                self.registry_of_statement,
-                (str(innovation_id),),
-                prepare=True,
-            )
+            if adopting_regions is None:
+                curs.execute(self.registry_of_statement, (str(innovation_id),), prepare=True)
+            else:
+                curs.execute(
+                    self.registry_of_regions_statement,
+                    (str(innovation_id), list(adopting_regions)),
+                    prepare=True,
+                )
             return [RegistryRow.from_row(row) for row in curs.fetchall()]
+
+    def adoptions_of(self, innovation_id: UUID, source_region: str) -> list[Adoption]:
+        """The replications of an innovation from one source region that reached penerapan, as committed."""
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(self.adoptions_of_statement, (str(innovation_id), source_region), prepare=True)
+            return [Adoption.from_row(row) for row in curs.fetchall()]
 
 
 class PostgresStoreFactory(PostgresFactory):

@@ -235,8 +235,8 @@ def landing_after_registry_read(
     fired: list[Any] = []
     armed = [True]
 
-    def registry_of(innovation_id: UUID) -> Any:
-        rows = original(innovation_id)
+    def registry_of(innovation_id: UUID, *args: Any, **kwargs: Any) -> Any:
+        rows = original(innovation_id, *args, **kwargs)
         if armed.pop() if armed else False:
             with acting_as(Actor("other-request", "operator", "req-other")):
                 fired.append(competing())
