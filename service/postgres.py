@@ -7,7 +7,7 @@
   of the aggregates a decision read, and the replication registry with its partial unique index.
 - The hash chain (service/chain.py): under the lock, the last link is read (the unique index on
   `notification_id`), and every event is stored with its `hash` and `prev_hash`.
-- One round trip per save: the lock, the `NOTIFY`, the last link, the guards, the registry upsert, the links and
+- One round trip per save: the lock, the last link, the guards, the registry upsert, the links and
   the insert run in one server-side function (`<events table>_append`, created at start-up with the tables), so a
   lone save is a single autocommitted `SELECT`. A lone save of one event with at most one registry row (nearly
   every command) calls `<events table>_append_one`, the same steps with scalar parameters: the driver dumps
@@ -18,6 +18,9 @@
   with one call per save of `<events table>_try_append`, sent together in one pipelined round trip; each runs
   its save in a subtransaction (PL/pgSQL's exception block, the savepoint of before) and answers a broken guard
   instead of raising.
+- No `NOTIFY`: nothing listens (projections, the relay and followers read the notification log from their
+  tracked positions, woken within their process or polling), and a notifying commit queues its message and
+  takes a cluster-wide lock. The library's LISTEN-based `subscribe()` is therefore not offered, as on SQLite.
 - Reads of an aggregate's events and snapshots take rows in PostgreSQL's binary format: the library's text
   format sends `bytea` as hex, twice its size, which psycopg then decodes (a snapshot of a long replication
   holds megabytes). `PostgresStoreFactory` (the `PERSISTENCE_MODULE`) gives both stores these recorders.
@@ -166,7 +169,6 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
         prologue = (
             "SET LOCAL lock_timeout = '{lock_timeout}s'; "
             "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
-            "NOTIFY {channel}; "
             "SELECT notification_id, hash INTO last_position, prev FROM {schema}.{table} "
             "ORDER BY notification_id DESC LIMIT 1; "
             "IF NOT FOUND THEN last_position := 0; prev := {genesis}; END IF; "
@@ -189,7 +191,6 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
         names = {
             "schema": schema,
             "table": table,
-            "channel": Identifier(self.channel_name),
             "lock_timeout": SQL(str(int(self.datastore.lock_timeout))),
             "genesis": Literal(GENESIS.hash),
             "stale": Literal(STALE_DECISION),
@@ -292,6 +293,12 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
         self.try_append_statement = SQL("SELECT * FROM {0}.{1}({2})").format(schema, try_append, placeholders)
 
         self.committer = GroupCommitter(self._write_batch, name="postgres-group-commit")
+
+    def subscribe(self, gt: int | None = None, topics: Sequence[str] = ()) -> Any:
+        raise NotImplementedError(
+            "The event store sends no NOTIFY: read the notification log from a tracked position "
+            "(projections/runner.py) instead of subscribing."
+        )
 
     def _create_table(self, curs: Cursor[DictRow]) -> None:
         super()._create_table(curs)
