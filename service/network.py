@@ -11,7 +11,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, TypeVar
@@ -37,7 +37,7 @@ from domain.innovation import Innovation
 from domain.published import EventRecord
 from domain.replication import Replication
 from service.chain import CanonicalParts
-from service.recorder import RegistryRow
+from service.recorder import Adoption, RegistryRow
 from service.records import DirectRecords
 from service.repository import PublishingRepository, copy_aggregate
 from service.transcoder import DateAsISO, ModificationLogAsSegment, StoreTranscoder
@@ -217,8 +217,9 @@ class InnovationNetwork(Application):
     ) -> Outcome:
         def decide() -> Decision:
             innovation = self.innovation_for_proposal(innovation_id)
-            registry = self.registry_of(innovation_id)
             source = source_region or innovation.region
+            # Only the rows that the proposal looks at: the source region's and the adopting region's.
+            registry = self.registry_of(innovation_id, adopting_regions=(source, adopting_region))
             source_row = next(
                 (
                     row
@@ -367,18 +368,25 @@ class InnovationNetwork(Application):
         except AggregateNotFound:
             raise InvalidInput.field("innovation_id", f"No innovation with id {innovation_id}.") from None
 
-    def registry_of(self, innovation_id: UUID) -> list[RegistryRow]:
-        rows: list[RegistryRow] = self.recorder.registry_of(innovation_id)  # type: ignore[attr-defined]
+    def registry_of(
+        self, innovation_id: UUID, adopting_regions: Sequence[str] | None = None
+    ) -> list[RegistryRow]:
+        """The replications of an innovation in the registry: all, or those of some adopting regions."""
+        rows: list[RegistryRow] = self.recorder.registry_of(  # type: ignore[attr-defined]
+            innovation_id, adopting_regions
+        )
         return rows
 
     def replikasi_level(self, innovation_id: UUID, source_region: str, as_of: date) -> int:
-        """index.md: distinct regions that replicated the practice up to penerapan, as of a date."""
+        """index.md: distinct regions that replicated the practice up to penerapan, as of a date. Only the
+        registry rows of the source region that reached penerapan are read."""
+        adoptions: list[Adoption] = self.recorder.adoptions_of(  # type: ignore[attr-defined]
+            innovation_id, source_region
+        )
         adopters = {
             row.adopting_region
-            for row in self.registry_of(innovation_id)
-            if row.source_region == source_region
-            and row.penerapan_on is not None
-            and row.penerapan_on <= as_of
+            for row in adoptions
+            if row.penerapan_on <= as_of
             and (row.status != ReplicationStatus.DIHENTIKAN or (row.closed_on or as_of) > as_of)
         }
         return replikasi_level(len(adopters))

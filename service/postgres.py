@@ -7,7 +7,7 @@
   of the aggregates a decision read, and the replication registry with its partial unique index.
 - The hash chain (service/chain.py): under the lock, the last link is read (the unique index on
   `notification_id`), and every event is stored with its `hash` and `prev_hash`.
-- One round trip per save: the lock, the `NOTIFY`, the last link, the guards, the registry upsert, the links and
+- One round trip per save: the lock, the last link, the guards, the registry upsert, the links and
   the insert run in one server-side function (`<events table>_append`, created at start-up with the tables), so a
   lone save is a single autocommitted `SELECT`. A lone save of one event with at most one registry row (nearly
   every command) calls `<events table>_append_one`, the same steps with scalar parameters: the driver dumps
@@ -18,6 +18,9 @@
   with one call per save of `<events table>_try_append`, sent together in one pipelined round trip; each runs
   its save in a subtransaction (PL/pgSQL's exception block, the savepoint of before) and answers a broken guard
   instead of raising.
+- No `NOTIFY`: nothing listens (projections, the relay and followers read the notification log from their
+  tracked positions, woken within their process or polling), and a notifying commit queues its message and
+  takes a cluster-wide lock. The library's LISTEN-based `subscribe()` is therefore not offered, as on SQLite.
 - Reads of an aggregate's events and snapshots take rows in PostgreSQL's binary format: the library's text
   format sends `bytea` as hex, twice its size, which psycopg then decodes (a snapshot of a long replication
   holds megabytes). `PostgresStoreFactory` (the `PERSISTENCE_MODULE`) gives both stores these recorders.
@@ -37,12 +40,12 @@ from eventsourcing.postgres import (
     PostgresFactory,
 )
 from psycopg import Cursor
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier, Literal
 
 from service.chain import GENESIS, LINK_PAGE, CanonicalParts, ChainedNotification, Chaining, Link
 from service.group_commit import GroupCommitter, PendingSave
-from service.recorder import OPEN_STATUSES, RegistryRow, StaleDecision
+from service.recorder import ADOPTIONS_OF, OPEN_STATUSES, Adoption, RegistryRow, StaleDecision
 
 STALE_DECISION = "PJ001"
 """The SQLSTATE that the append function raises when an aggregate a decision read has moved since."""
@@ -166,7 +169,6 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
         prologue = (
             "SET LOCAL lock_timeout = '{lock_timeout}s'; "
             "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
-            "NOTIFY {channel}; "
             "SELECT notification_id, hash INTO last_position, prev FROM {schema}.{table} "
             "ORDER BY notification_id DESC LIMIT 1; "
             "IF NOT FOUND THEN last_position := 0; prev := {genesis}; END IF; "
@@ -189,7 +191,6 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
         names = {
             "schema": schema,
             "table": table,
-            "channel": Identifier(self.channel_name),
             "lock_timeout": SQL(str(int(self.datastore.lock_timeout))),
             "genesis": Literal(GENESIS.hash),
             "stale": Literal(STALE_DECISION),
@@ -277,6 +278,14 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
         self.registry_of_statement = (
             SQL("SELECT * FROM {0} WHERE innovation_id = %s").format(self.registry_table).as_string(None)
         )
+        self.registry_of_regions_statement = (
+            SQL("SELECT * FROM {0} WHERE innovation_id = %s AND adopting_region = ANY(%s::text[])")
+            .format(self.registry_table)
+            .as_string(None)
+        )
+        self.adoptions_of_statement = ADOPTIONS_OF.replace(
+            "replication_registry", self.registry_table.as_string(None)
+        )
         placeholders = SQL(", ").join([SQL("%s")] * 16)
         self.append_statement = (
             SQL("SELECT {0}.{1}({2}) AS positions").format(schema, append, placeholders).as_string(None)
@@ -284,6 +293,12 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
         self.try_append_statement = SQL("SELECT * FROM {0}.{1}({2})").format(schema, try_append, placeholders)
 
         self.committer = GroupCommitter(self._write_batch, name="postgres-group-commit")
+
+    def subscribe(self, gt: int | None = None, topics: Sequence[str] = ()) -> Any:
+        raise NotImplementedError(
+            "The event store sends no NOTIFY: read the notification log from a tracked position "
+            "(projections/runner.py) instead of subscribing."
+        )
 
     def _create_table(self, curs: Cursor[DictRow]) -> None:
         super()._create_table(curs)
@@ -466,14 +481,26 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
                 for row in curs.fetchall()
             ]
 
-    def registry_of(self, innovation_id: UUID) -> list[RegistryRow]:
+    def registry_of(
+        self, innovation_id: UUID, adopting_regions: Sequence[str] | None = None
+    ) -> list[RegistryRow]:
+        """The replications of one innovation, as committed: all of them, or those adopted by some regions."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(
-                self.registry_of_statement,
-                (str(innovation_id),),
-                prepare=True,
-            )
+            if adopting_regions is None:
+                curs.execute(self.registry_of_statement, (str(innovation_id),), prepare=True)
+            else:
+                curs.execute(
+                    self.registry_of_regions_statement,
+                    (str(innovation_id), list(adopting_regions)),
+                    prepare=True,
+                )
             return [RegistryRow.from_row(row) for row in curs.fetchall()]
+
+    def adoptions_of(self, innovation_id: UUID, source_region: str) -> list[Adoption]:
+        """The replications of an innovation from one source region that reached penerapan, as committed."""
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(self.adoptions_of_statement, (str(innovation_id), source_region), prepare=True)
+            return [Adoption.from_row(row) for row in curs.fetchall()]
 
 
 class PostgresStoreFactory(PostgresFactory):

@@ -83,6 +83,34 @@ class RegistryRow:
         )
 
 
+ADOPTIONS_OF = (
+    "SELECT adopting_region, status, penerapan_on, closed_on FROM replication_registry "
+    "WHERE innovation_id = %s AND source_region = %s AND penerapan_on IS NOT NULL"
+)
+"""The registry columns that the replikasi level of an evaluation counts (`Adoption`)."""
+
+
+@dataclass(frozen=True)
+class Adoption:
+    """What the replikasi level needs of a registry row: who adopted, and when it reached penerapan and
+    closed."""
+
+    adopting_region: str
+    status: str
+    penerapan_on: date
+    closed_on: date | None
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Adoption:
+        region, status, penerapan_on, closed_on = row
+        return cls(
+            region,
+            status,
+            date.fromisoformat(penerapan_on),
+            date.fromisoformat(closed_on) if closed_on else None,
+        )
+
+
 def _hex(originator_id: UUID | str) -> str:
     return originator_id.hex if isinstance(originator_id, UUID) else originator_id
 
@@ -303,11 +331,27 @@ class StoreRecorder(Chaining, SQLiteApplicationRecorder):
 
     # --- the replication registry ------------------------------------------------------------
 
-    def registry_of(self, innovation_id: UUID) -> list[RegistryRow]:
-        """Every replication of one innovation, as committed."""
+    def registry_of(
+        self, innovation_id: UUID, adopting_regions: Sequence[str] | None = None
+    ) -> list[RegistryRow]:
+        """The replications of one innovation, as committed: all of them, or those adopted by some regions."""
         with self.datastore.transaction(commit=False) as c:
-            c.execute("SELECT * FROM replication_registry WHERE innovation_id=?", (str(innovation_id),))
+            if adopting_regions is None:
+                c.execute("SELECT * FROM replication_registry WHERE innovation_id=?", (str(innovation_id),))
+            else:
+                regions = list(dict.fromkeys(adopting_regions))
+                c.execute(
+                    "SELECT * FROM replication_registry WHERE innovation_id=? "
+                    f"AND adopting_region IN ({', '.join('?' * len(regions))})",
+                    (str(innovation_id), *regions),
+                )
             return [RegistryRow.from_row(row) for row in c.fetchall()]
+
+    def adoptions_of(self, innovation_id: UUID, source_region: str) -> list[Adoption]:
+        """The replications of an innovation from one source region that reached penerapan, as committed."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(ADOPTIONS_OF.replace("%s", "?"), (str(innovation_id), source_region))
+            return [Adoption.from_row(tuple(row)) for row in c.fetchall()]
 
 
 class MappedConnectionPool(SQLiteConnectionPool):

@@ -235,8 +235,8 @@ def landing_after_registry_read(
     fired: list[Any] = []
     armed = [True]
 
-    def registry_of(innovation_id: UUID) -> Any:
-        rows = original(innovation_id)
+    def registry_of(innovation_id: UUID, *args: Any, **kwargs: Any) -> Any:
+        rows = original(innovation_id, *args, **kwargs)
         if armed.pop() if armed else False:
             with acting_as(Actor("other-request", "operator", "req-other")):
                 fired.append(competing())
@@ -330,3 +330,26 @@ def test_a_worker_starts_while_another_process_holds_the_event_stores_write_lock
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+def test_postgres_saves_send_no_notify_and_the_store_offers_no_subscription(
+    network: InnovationNetwork,
+) -> None:
+    """Nothing listens: projections and the relay read the notification log from their tracked positions."""
+    from service.postgres import PostgresStoreRecorder
+
+    recorder = network.recorder
+    if not isinstance(recorder, PostgresStoreRecorder):
+        pytest.skip("PostgreSQL only")
+    register(network)
+    with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+        curs.execute(
+            "SELECT proname, prosrc FROM pg_proc WHERE proname LIKE %s",
+            (f"{recorder.events_table_name}_%append%",),
+        )
+        functions = {row["proname"]: row["prosrc"] for row in curs.fetchall()}
+    assert len(functions) == 3
+    assert all("LOCK TABLE" in source or "try_append" in name for name, source in functions.items())
+    assert not any("NOTIFY" in source.upper() for source in functions.values())
+    with pytest.raises(NotImplementedError):
+        recorder.subscribe()

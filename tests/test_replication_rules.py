@@ -680,6 +680,34 @@ def test_replication_replikasi_counts_regions_that_copied_from_this_adopter(
     assert replikasi_on(days_ago(1), sent=0) == 2
 
 
+def test_registry_reads_of_some_regions_agree_with_the_whole_registry(network: InnovationNetwork) -> None:
+    """Proposals read the registry rows of two regions, evaluations the source's adoptions at penerapan:
+    the same rows as filtering the whole registry, and a discontinued adopter counts until it closed."""
+    innovation = register(network)
+    replication_at(network, "penerapan", innovation.id, "35.05", proposed_on=days_ago(200))
+    replication_at(network, "penerapan", innovation.id, "35.06", source="35.05", proposed_on=days_ago(165))
+    dropped = replication_at(
+        network, "penerapan", innovation.id, "35.07", source="35.05", proposed_on=days_ago(150)
+    )
+    discontinue(network, dropped.id, days_ago(20))
+    propose(network, innovation.id, "35.08", days_ago(50), source="35.05")
+    replication_at(network, "penerapan", innovation.id, "35.71", proposed_on=days_ago(180))
+
+    whole = network.registry_of(innovation.id)
+    assert len(whole) == 5
+    for regions in [("35.05",), ("35.07", "35.08"), ("35.05", "35.05"), ("35.99",)]:
+        some = network.registry_of(innovation.id, adopting_regions=regions)
+        assert sorted(some, key=lambda row: str(row.replication_id)) == sorted(
+            (row for row in whole if row.adopting_region in regions), key=lambda row: str(row.replication_id)
+        )
+    adoptions = network.recorder.adoptions_of(innovation.id, "35.05")  # type: ignore[attr-defined]
+    assert sorted(a.adopting_region for a in adoptions) == ["35.06", "35.07"]
+    assert network.replikasi_level(innovation.id, "35.05", days_ago(30)) == 2
+    assert network.replikasi_level(innovation.id, "35.05", days_ago(10)) == 1
+    assert network.replikasi_level(innovation.id, "35.05", days_ago(130)) == 1
+    assert network.replikasi_level(innovation.id, "35.06", days_ago(1)) == 0
+
+
 # --- rule 9: dates ----------------------------------------------------------------------------
 
 FUTURE_COMMANDS: dict[str, tuple[str, str, Callable[[InnovationNetwork, UUID], Any]]] = {
