@@ -63,6 +63,7 @@ WATERMARK_CHUNK = 1000
 IN_CHUNK = 500  # ids per `IN (...)` of a batch's look-ups
 
 _POSITION = select(projection_positions.c.position).where(projection_positions.c.name == bindparam("b_name"))
+_HOLD = _POSITION.with_for_update()  # built once: every batch of every writer takes it
 _START = insert(projection_positions)
 _CLAIM = update(projection_positions).where(
     projection_positions.c.name == bindparam("b_name"),
@@ -109,7 +110,7 @@ def hold(conn: Connection, name: str) -> int:
 
     Every writer of a projection's tables takes this lock before it touches them, so writers queue in one order
     and a rebuild's swap (projections/rebuild.py), which holds it, never deadlocks with them."""
-    found = conn.execute(_POSITION.with_for_update(), {"b_name": name}).scalar_one_or_none()
+    found = conn.execute(_HOLD, {"b_name": name}).scalar_one_or_none()
     return int(found) if found is not None else 0
 
 
