@@ -32,7 +32,10 @@ log = logging.getLogger(__name__)
 RELAY = "relay"
 AGGREGATE_TYPES = ("Innovation", "Replication")
 PARTITIONS = 6
-IDLE_POLL_SECONDS = 0.02  # how often an idle relay looks for new events in the notification log
+IDLE_POLL_SECONDS = 0.005  # how soon a relay that found nothing looks again, while events keep coming
+IDLE_POLL_MAX_SECONDS = (
+    0.1  # the longest it waits once the log has been quiet for a while (doubling up to it)
+)
 RETRY_SECONDS = 1.0
 
 
@@ -192,13 +195,17 @@ def run_relay(
     *,
     once: bool = False,
     idle_poll: float = IDLE_POLL_SECONDS,
+    idle_poll_max: float = IDLE_POLL_MAX_SECONDS,
 ) -> int:
-    """`puja relay`: publish until `stop` is set (or, with `once`, until nothing is left). A broker that is down
+    """`puja relay`: publish until `stop` is set (or, with `once`, until nothing is left). While events keep
+    coming it looks again `idle_poll` after finding none; a quiet log is looked at less and less often, down to
+    every `idle_poll_max`. A broker that is down
     or restarting only delays it: the failed batch stays unacknowledged, the producer is made anew, and the
     batch is sent again from the last acknowledged position. Returns how many events were published."""
     producer: Any = None
     relay: Relay | None = None
     total = 0
+    wait = idle_poll
     try:
         while not stop.is_set():
             try:
@@ -210,11 +217,14 @@ def run_relay(
                 relay.producer = producer
                 published = relay.publish_available()
                 total += published
-                if not published:
+                if published:
+                    wait = idle_poll
+                else:
                     if once:
                         relay.keep_position()
                         return total
-                    stop.wait(idle_poll)
+                    stop.wait(wait)
+                    wait = min(idle_poll_max, wait * 2)
             except KafkaError as error:
                 log.warning("Kafka is not reachable or did not acknowledge; retrying: %r", error)
                 if producer is not None:

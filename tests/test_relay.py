@@ -4,6 +4,7 @@ relay's position moves only past what the broker acknowledged."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from typing import Any
@@ -19,6 +20,7 @@ from consumers.relay import (
     Relay,
     ensure_topics,
     make_producer,
+    run_relay,
     topics,
 )
 from domain.acting import Actor, acting_as
@@ -151,3 +153,43 @@ def test_the_relay_position_and_lag_are_shown_beside_the_projections(api: Any, k
         producer.close()
     relay = {p["name"]: p for p in api.get("/api/v1/projections").get_json()["items"]}["relay"]
     assert (relay["position"], relay["head_position"], relay["lag"], relay["status"]) == (4, 4, 0, "ok")
+
+
+class RecordingStop(threading.Event):
+    """A stop event that remembers how long the relay chose to wait each time (the waits are real)."""
+
+    def __init__(self, network: InnovationNetwork, stop_after: int) -> None:
+        super().__init__()
+        self.network = network
+        self.stop_after = stop_after
+        self.waits: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout or 0.0)
+        if len(self.waits) == 8:
+            record_a_life(self.network)  # events arrive after a quiet spell
+        if len(self.waits) >= self.stop_after:
+            self.set()
+        return super().wait(timeout)
+
+
+def test_an_idle_relay_looks_less_often_and_at_once_again_when_events_come(
+    network: InnovationNetwork, relay_store: Any, kafka_bootstrap: str
+) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    stop = RecordingStop(network, stop_after=11)
+
+    published = run_relay(
+        relay_store,
+        lambda after, limit: read_records(network, after, limit),
+        kafka_bootstrap,
+        prefix,
+        stop,
+        idle_poll=0.001,
+        idle_poll_max=0.008,
+    )
+
+    assert published == 4  # the life recorded during the quiet spell
+    assert stop.waits[:7] == [0.001, 0.002, 0.004, 0.008, 0.008, 0.008, 0.008]
+    # After publishing, the next look comes soon again.
+    assert stop.waits[8] == 0.001
