@@ -384,6 +384,27 @@ def latency(ctx: Context, bootstrap: str, backend: str) -> list[Row]:
         unseen[name] = len(issued) - len(timed)
         return timed
 
+    def by_second(found: list[tuple[int, float]]) -> list[dict[str, float]]:
+        """p50 / p99 / max of the latency of the commands started in each second of the run: a tail that comes
+        in bursts (a checkpoint, a pause of the broker, a slow poll) shows as a few bad seconds."""
+        reached = [f[0] for f in found]
+        start = issued[0][0] if issued else 0.0
+        seconds: dict[int, list[float]] = {}
+        for at, p in issued:
+            i = bisect.bisect_left(reached, p)
+            if i < len(found):
+                seconds.setdefault(int(at - start), []).append((found[i][1] - at) * 1000)
+        return [
+            {
+                "second": second,
+                "commands": len(ms),
+                "p50_ms": round(percentile(ms, 50), 1),
+                "p99_ms": round(percentile(ms, 99), 1),
+                "max_ms": round(max(ms), 1),
+            }
+            for second, ms in sorted(seconds.items())
+        ]
+
     latencies, to_relay = delays(seen, "projections"), delays(relayed, "relay")
     # Informative: what the command itself took, and what the stream added once it had returned.
     commands = [(back - at) * 1000 for (at, _), back in zip(issued, returned, strict=True)]
@@ -407,6 +428,8 @@ def latency(ctx: Context, bootstrap: str, backend: str) -> list[Row]:
         "visible_after_the_command_returned_p99_ms": percentile(after_return, 99),
         "raw_round_trip_p50_ms": percentile(raw, 50),
         "raw_round_trip_p99_ms": percentile(raw, 99),
+        "by_second": by_second(seen),
+        "relay_by_second": by_second(relayed),
     }
     return [
         Row(
