@@ -53,7 +53,6 @@ class Runtime:
             head=network.head_position,
             projections=[IndexProjection(), AuditProjection()],
             leads=leadership,
-            stalled_after=settings.stall_seconds,
             gather=settings.projection_gather,
         )
         return cls(

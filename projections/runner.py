@@ -13,7 +13,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from domain.published import EventRecord
@@ -30,7 +29,6 @@ GATHER = 0.1
 APPLY_READS = (
     4  # reads of `batch_size` records a catch-up applies in one transaction when that many are waiting
 )
-STALLED_AFTER = 60.0
 REPEAT_FAILURE_LOG_AFTER = 60.0
 
 
@@ -45,7 +43,6 @@ class ProjectionRunner:
         *,
         apply_reads: int = APPLY_READS,
         poll_interval: float = POLL_INTERVAL,
-        stalled_after: float = STALLED_AFTER,
         leads: Callable[[], bool] = lambda: True,
         gather: float = GATHER,
     ) -> None:
@@ -61,13 +58,10 @@ class ProjectionRunner:
         self.batch_size = batch_size
         self.apply_reads = max(1, apply_reads)
         self.poll_interval = poll_interval
-        self.stalled_after = stalled_after
         self.leads = leads
         self.gather = gather
         self._applied = threading.Condition()
         self._positions: dict[str, int] = {}
-        self._current_since: dict[str, datetime] = {}
-        self._created_at = datetime.now(UTC)
         self._failures: dict[str, tuple[tuple[int | None, str], float]] = {}
         self._catching_up = threading.Lock()
         self._registered = False
@@ -96,7 +90,6 @@ class ProjectionRunner:
             while not interrupted():
                 pending = [p for p in self.projections if p.name not in failed]
                 if not pending or min(positions[p.name] for p in pending) >= self.head():
-                    self._note_current(positions, failed)
                     break
                 progressed = False
                 following: dict[int, list[Applies]] = {}  # projections by the position they are at
@@ -105,7 +98,6 @@ class ProjectionRunner:
                 for after, group in following.items():
                     records = self._read_run(after)
                     if not records:
-                        self._note_current({projection.name: after for projection in group}, set())
                         continue
                     if len(group) > 1 and self._apply_together(group, records):
                         progressed = True
@@ -217,13 +209,6 @@ class ProjectionRunner:
                     self._applied.notify_all()
         return committed
 
-    def _note_current(self, positions: dict[str, int], failed: set[str]) -> None:
-        """Remember when each projection was last seen with nothing left to apply (see `status`)."""
-        now = datetime.now(UTC)
-        for name in positions:
-            if name not in failed:
-                self._current_since[name] = now
-
     # --- running in the background -------------------------------------------------------------
 
     def start(self) -> None:
@@ -301,38 +286,3 @@ class ProjectionRunner:
         """The position every named projection has applied (the lowest of them)."""
         positions = self._refresh_positions(list(names))
         return min(positions.values(), default=0)
-
-    def status(self, head_position: int | None = None) -> list[dict[str, Any]]:
-        """Each projection's progress: `name, position, head_position, lag, last_advanced_at, status`.
-
-        `stalled` means behind and not advancing for `stalled_after` seconds; a projection that was idle and
-        current counts from the moment this runner last saw it current, not from its last advance."""
-        head = self.head() if head_position is None else head_position
-        with self.store.connect() as conn:
-            tracked = read_tracked(conn, self.names)
-        now = datetime.now(UTC)
-        answers = []
-        for name in self.names:
-            found = tracked.get(name)
-            position = found.position if found else 0
-            advanced_at = found.last_advanced_at if found else None
-            lag = max(0, head - position)
-            moments = [m for m in (advanced_at, self._current_since.get(name)) if m is not None]
-            quiet_for = (now - max(moments or [self._created_at])).total_seconds()
-            if lag == 0:
-                state = "ok"
-            elif quiet_for > self.stalled_after:
-                state = "stalled"
-            else:
-                state = "catching_up"
-            answers.append(
-                {
-                    "name": name,
-                    "position": position,
-                    "head_position": head,
-                    "lag": lag,
-                    "last_advanced_at": advanced_at.isoformat() if advanced_at else None,
-                    "status": state,
-                }
-            )
-        return answers

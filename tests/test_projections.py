@@ -6,7 +6,7 @@ import ast
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -27,6 +27,7 @@ from projections import (
     queries,
     scores,
 )
+from projections.progress import progress
 from projections.queries import InvalidCursor, Page
 from projections.tables import (
     INDEX_TABLES,
@@ -881,7 +882,7 @@ def test_a_failing_record_is_rolled_back_and_retried_never_skipped(network, admi
     keeper = runner_for(network, views, [flaky, AuditProjection()])
 
     reached = keeper.catch_up()
-    after_failure = {s["name"]: s["position"] for s in keeper.status(head)}
+    after_failure = {s["name"]: s["position"] for s in status_of(network, views)}
     reached_again = keeper.catch_up()
 
     assert (reached, after_failure) == (2, {"index": 2, "audit": head})
@@ -988,13 +989,25 @@ def test_wait_for_sees_positions_applied_by_a_runner_elsewhere(network, admin, v
         other_store.dispose()
 
 
+def status_of(
+    network: InnovationNetwork, views: ViewStore, names: Sequence[str] = NAMES, stall_after: float = 60.0
+) -> list[dict[str, Any]]:
+    """The projections' progress as the service reports it (app/status.py)."""
+
+    def recorded_after(position: int) -> datetime | None:
+        following = read_records(network, position, 1)
+        return datetime.fromisoformat(following[0].recorded_at).astimezone(UTC) if following else None
+
+    with views.connect() as conn:
+        return progress(conn, list(names), network.head_position(), recorded_after, stall_after)
+
+
 def test_status_reports_position_lag_and_state(network, admin, views, runner):
     register(network)
     runner.catch_up()
     register(network, name="Kedua")
-    head = network.head_position()
 
-    status = runner.status(head)
+    status = status_of(network, views)
 
     assert [(s["name"], s["position"], s["head_position"], s["lag"], s["status"]) for s in status] == [
         ("index", 1, 2, 1, "catching_up"),
@@ -1002,17 +1015,18 @@ def test_status_reports_position_lag_and_state(network, admin, views, runner):
     ]
     assert all(s["last_advanced_at"].endswith("+00:00") for s in status)
     runner.catch_up()
-    assert {s["status"] for s in runner.status(head)} == {"ok"}
+    assert {s["status"] for s in status_of(network, views)} == {"ok"}
 
 
 def test_status_reports_a_projection_that_does_not_advance_as_stalled(network, admin, views):
     register(network)
-    keeper = runner_for(network, views, [AlwaysFails()], stalled_after=0.0)
+    keeper = runner_for(network, views, [AlwaysFails()])
     keeper.catch_up()
 
-    assert [(s["name"], s["lag"], s["status"], s["last_advanced_at"]) for s in keeper.status()] == [
-        ("index", 1, "stalled", None)
-    ]
+    assert [
+        (s["name"], s["lag"], s["status"], s["last_advanced_at"])
+        for s in status_of(network, views, ["index"], stall_after=0.0)
+    ] == [("index", 1, "stalled", None)]
 
 
 # --- restart ----------------------------------------------------------------------------------
