@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.memory import ShortMemory
 from app.storage import api_tokens
 from domain import regions
 from domain.enums import Role
@@ -53,8 +53,7 @@ class TokenStore:
     ) -> None:
         self.engine = engine
         self._bootstrap_hash = hash_token(bootstrap_admin_token) if bootstrap_admin_token else None
-        self._remember_for = remember_for
-        self._remembered: dict[str, tuple[float, Principal | None]] = {}
+        self._remembered: ShortMemory[str, Principal] = ShortMemory(remember_for)
 
     def create(self, name: str, role: str, region_codes: list[str] | tuple[str, ...] = ()) -> str:
         """Issue a token and return it; only its hash is kept."""
@@ -94,15 +93,7 @@ class TokenStore:
         digest = hash_token(token)
         if self._bootstrap_hash and hmac.compare_digest(digest, self._bootstrap_hash):
             return Principal(BOOTSTRAP_SUBJECT, Role.ADMIN.value)
-        now = time.monotonic()
-        remembered = self._remembered.get(digest)
-        if remembered is not None and remembered[0] > now:
-            return remembered[1]
-        found = self._look_up(digest)
-        if len(self._remembered) > 10_000:
-            self._remembered.clear()
-        self._remembered[digest] = (now + self._remember_for, found)
-        return found
+        return self._remembered.get(digest, self._look_up)
 
     def _look_up(self, digest: str) -> Principal | None:
         with self.engine.connect() as conn:
