@@ -118,6 +118,23 @@ class InnovationNetwork(Application):
             getattr(notification, "prev_hash", None),
         )
 
+    def records_after(self, after: int, limit: int) -> list[EventRecord]:
+        """Stored events after a global position, in position order, in their public shape (`record_of`)."""
+        recorder: Any = self.recorder
+        direct = self._direct
+        if direct is not None and hasattr(recorder, "select_rows"):
+            # The rows as stored (SQLite): no notification and no UUID object per event, unless an event needs
+            # the library's path.
+            records = []
+            for row in recorder.select_rows(after, limit):
+                record = direct.record_of_row(row)
+                records.append(
+                    record if record is not None else self.record_of(recorder.notification_of(row))
+                )
+            return records
+        notifications = recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+        return [self.record_of(n) for n in notifications]
+
     def recorded_event(self, stored: StoredEvent) -> Any:
         """A stored event decoded exactly as it was recorded: decrypted and decompressed like the library's
         mapper does, but never upcast to a later `class_version`."""
@@ -537,5 +554,4 @@ def registry_rows(aggregate: Any) -> Iterable[RegistryRow]:
 
 def read_records(network: InnovationNetwork, after: int, limit: int) -> list[EventRecord]:
     """Stored events after a global position, in position order, in their public shape."""
-    notifications = network.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
-    return [network.record_of(n) for n in notifications]
+    return network.records_after(after, limit)

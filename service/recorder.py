@@ -111,6 +111,9 @@ class Adoption:
         )
 
 
+ROWS = ("position", "originator_id", "originator_version", "topic", "state", "hash", "prev_hash")
+
+
 def _hex(originator_id: UUID | str) -> str:
     return originator_id.hex if isinstance(originator_id, UUID) else originator_id
 
@@ -127,6 +130,9 @@ class StoreRecorder(Chaining, SQLiteApplicationRecorder):
         # A write that changes nothing: it takes SQLite's write lock, so that the last link read next is final.
         self.take_write_lock_statement = f"UPDATE {table} SET position=position WHERE position=-1"
         self.last_link_statement = f"SELECT position, hash FROM {table} ORDER BY position DESC LIMIT 1"
+        self.select_rows_statement = (
+            f"SELECT {', '.join(ROWS)} FROM {table} WHERE position>? ORDER BY position LIMIT ?"
+        )
         self.committer = GroupCommitter(self._write_batch, name="sqlite-group-commit")
 
     def construct_create_table_statements(self) -> list[str]:
@@ -328,6 +334,26 @@ class StoreRecorder(Chaining, SQLiteApplicationRecorder):
                 )
                 for row in c.fetchall()
             ]
+
+    def select_rows(self, after: int, limit: int) -> list[Any]:
+        """The log after a position as the rows stored, `ROWS` in their order: for readers that make their own
+        records from them (service/records.py) without a Notification and a UUID object per event."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(self.select_rows_statement, (after, limit))
+            return c.fetchall()
+
+    def notification_of(self, row: Sequence[Any]) -> ChainedNotification:
+        """The notification `select_notifications` gives for a row of `select_rows`."""
+        position, originator_id, originator_version, topic, state, hash, prev_hash = row
+        return ChainedNotification(
+            id=position,
+            originator_id=self.convert_originator_id(originator_id),
+            originator_version=originator_version,
+            topic=topic,
+            state=state,
+            hash=hash,
+            prev_hash=prev_hash,
+        )
 
     # --- the replication registry ------------------------------------------------------------
 

@@ -17,6 +17,7 @@ recorded_event`).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -175,11 +176,48 @@ class DirectRecords:
 
     def record_of(self, notification: Notification) -> EventRecord | None:
         """The record the library's path gives, or None when only that path can give it."""
-        topic = notification.topic
+        originator_id = notification.originator_id
+        return self.record_from(
+            notification.id,
+            str(originator_id if type(originator_id) is UUID else UUID(str(originator_id))),
+            notification.originator_version,
+            notification.topic,
+            notification.state,
+            getattr(notification, "hash", None),
+            getattr(notification, "prev_hash", None),
+        )
+
+    def record_of_row(self, row: Sequence[Any]) -> EventRecord | None:
+        """The same for a row of the SQLite recorder's `select_rows` (its originator id as the stored hex),
+        without the notification and the UUID object."""
+        position, originator_id, version, topic, state, hash, prev_hash = row
+        if type(originator_id) is str and len(originator_id) == 32 and _HEX32.fullmatch(originator_id):
+            # str(UUID(hex)) without the object
+            aggregate_id = (
+                f"{originator_id[:8]}-{originator_id[8:12]}-{originator_id[12:16]}-"
+                f"{originator_id[16:20]}-{originator_id[20:]}"
+            )
+        else:
+            try:
+                aggregate_id = str(UUID(str(originator_id)))
+            except ValueError:
+                return None
+        return self.record_from(position, aggregate_id, version, topic, state, hash, prev_hash)
+
+    def record_from(
+        self,
+        position: int,
+        aggregate_id: str,
+        version: int,
+        topic: str,
+        state: bytes,
+        hash: str | None,
+        prev_hash: str | None,
+    ) -> EventRecord | None:
+        """The record of one stored event, its aggregate id already in its public form."""
         kind = self._kinds[topic] if topic in self._kinds else self._kind(topic)
         if kind is None:
             return None
-        state = notification.state
         if type(state) is not bytes:
             state = bytes(state)
         if state[:1] == SEGMENTED or LONG_NUMBER in state.translate(DIGITS_AS_ONES):
@@ -215,20 +253,19 @@ class DirectRecords:
                 values = {key: public(value) for key, value in values.items()}
         except Fallback:
             return None
-        originator_id = notification.originator_id
         return EventRecord.made(
-            notification.id,
-            str(originator_id if type(originator_id) is UUID else UUID(str(originator_id))),
+            position,
+            aggregate_id,
             aggregate_type,
-            notification.originator_version,
+            version,
             type_name,
             recorded_at,
             actor,
             actor_role,
             request_id,
             values,
-            getattr(notification, "hash", None),
-            getattr(notification, "prev_hash", None),
+            hash,
+            prev_hash,
         )
 
 

@@ -117,6 +117,25 @@ def test_every_event_type_reads_the_same_both_ways(network: InnovationNetwork) -
     assert read_records(network, 0, 1000) == [library_record(network, n) for n in notifications]
 
 
+def test_rows_of_the_sqlite_log_read_as_its_notifications_do(sqlite_network: InnovationNetwork) -> None:
+    record_every_type(sqlite_network)
+    recorder: Any = sqlite_network.recorder
+    direct = DirectRecords.for_mapper(sqlite_network.mapper)
+    assert direct is not None
+    notifications = recorder.select_notifications(start=3, limit=1000)
+    rows = recorder.select_rows(2, 1000)
+    assert [recorder.notification_of(row) for row in rows] == notifications
+    assert [direct.record_of_row(row) for row in rows] == [direct.record_of(n) for n in notifications]
+    assert read_records(sqlite_network, 2, 5) == [
+        library_record(sqlite_network, n) for n in notifications[:5]
+    ]
+    # An originator id not stored as 32 lowercase hex digits still reads as its UUID; one that is no UUID does not.
+    row = rows[0]
+    upper = (row[0], row[1].upper(), *row[2:])
+    assert direct.record_of_row(upper) == direct.record_of(notifications[0])
+    assert direct.record_of_row((row[0], "not-a-uuid", *row[2:])) is None
+
+
 def test_events_of_an_older_shape_take_the_library_path_and_are_upcast(network: InnovationNetwork) -> None:
     with acting_as(Actor("operator-jatim", "operator", "req-v1")):
         innovation_id = register_v1(network, "kesehatan")
