@@ -9,10 +9,12 @@ projection never moves past it.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from domain.published import EventRecord
@@ -98,17 +100,18 @@ class ProjectionRunner:
                 for projection in pending:
                     following.setdefault(positions[projection.name], []).append(projection)
                 for after, group in following.items():
-                    records = self._read_run(after)
-                    if not records:
-                        continue
-                    if len(group) > 1 and self._apply_together(group, records):
-                        progressed = True
-                        continue
-                    for projection in group:
-                        if self._apply_batch(projection, records):
+                    with collector_held():
+                        records = self._read_run(after)
+                        if not records:
+                            continue
+                        if len(group) > 1 and self._apply_together(group, records):
                             progressed = True
-                        else:
-                            failed.add(projection.name)
+                            continue
+                        for projection in group:
+                            if self._apply_batch(projection, records):
+                                progressed = True
+                            else:
+                                failed.add(projection.name)
                 if not progressed:
                     break
                 # Where this round left each projection (its batches committed them): no need to read it back.
@@ -303,6 +306,36 @@ class ProjectionRunner:
         """The position every named projection has applied (the lowest of them)."""
         positions = self._refresh_positions(list(names))
         return min(positions.values(), default=0)
+
+
+_held = 0
+_held_lock = threading.Lock()
+_enable_after = False
+
+
+@contextmanager
+def collector_held() -> Iterator[None]:
+    """Python's cyclic garbage collector held off for the block (a run of records read and applied), and let run
+    once after it.
+
+    A run makes tens of thousands of containers (records, their values, documents, rows) that all live until it
+    is applied: the collector would otherwise start every 700 of them and scan them again and again, and every
+    so often the whole heap (a fifth of a catch-up's time). Nothing is left uncollected: the allocations counted
+    meanwhile start a collection as soon as the collector is on again. Nested and concurrent blocks share one
+    hold; a collector switched off by someone else stays off."""
+    global _held, _enable_after
+    with _held_lock:
+        if _held == 0:
+            _enable_after = gc.isenabled()
+            gc.disable()
+        _held += 1
+    try:
+        yield
+    finally:
+        with _held_lock:
+            _held -= 1
+            if _held == 0 and _enable_after:
+                gc.enable()
 
 
 class _ReadAhead:

@@ -917,6 +917,27 @@ def test_a_catch_up_reads_the_next_run_while_it_applies_one_and_reads_again_what
     assert (failed[0], "MainThread") in reads  # the run whose read failed ahead was read again, not skipped
 
 
+def test_the_collector_is_held_off_while_a_run_is_applied_and_left_as_it_was_found():
+    import gc
+
+    from projections.runner import collector_held
+
+    assert gc.isenabled()
+    with collector_held():
+        assert not gc.isenabled()
+        with collector_held():  # nested, or a second runner of the process
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()  # switched off by someone else: it stays off
+    try:
+        with collector_held():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_a_failing_record_is_logged_with_its_position(network, admin, views, caplog):
     register(network)
     keeper = runner_for(network, views, [FailsOnce(IndexProjection(), position=1)])
