@@ -38,9 +38,9 @@ _INNOVATION_DOCS = select(innovations.c.innovation_id, innovations.c.doc).where(
 _REPLICATION_DOCS = select(replications.c.replication_id, replications.c.doc).where(
     replications.c.replication_id.in_(bindparam("b_ids", expanding=True))
 )
-_REPLICATIONS_OF = select(replications.c.replication_id, replications.c.doc).where(
-    replications.c.innovation_id == bindparam("b_id")
-)
+_REPLICATIONS_OF = select(
+    replications.c.replication_id, replications.c.innovation_id, replications.c.doc
+).where(replications.c.innovation_id.in_(bindparam("b_ids", expanding=True)))
 _CLEAR_URUSAN = delete(innovation_urusan).where(innovation_urusan.c.innovation_id == bindparam("b_id"))
 _EVALUATIONS_OF = select(
     evaluations.c.evaluation_id, evaluations.c.evaluated_on, evaluations.c.position
@@ -340,6 +340,21 @@ class Batch:
                     wanted_innovations.add(record.data["innovation_id"])
         self._read_documents(_INNOVATION_DOCS, sorted(wanted_innovations), self.innovations)
         self._read_documents(_REPLICATION_DOCS, sorted(wanted_replications), self.replications)
+        # The stored replications of the innovations the batch registers or renames (each needs them: its count,
+        # its name and facets in them), read together.
+        self._read_replications_of(
+            sorted(
+                {
+                    record.aggregate_id
+                    for record in records
+                    if record.type == "InnovationRegistered"
+                    or (
+                        record.type == "InnovationRevised"
+                        and ("name" in record.data["changes"] or "urusan" in record.data["changes"])
+                    )
+                }
+            )
+        )
 
     def _read_documents(self, statement: Any, ids: list[str], into: dict[str, Doc]) -> None:
         ids = [i for i in ids if i not in into and i not in self.absent]
@@ -362,14 +377,29 @@ class Batch:
     def replications_of(self, innovation_id: str) -> list[Doc]:
         known = self.replications_of_innovation.get(innovation_id)
         if known is None:
-            known = {key for key, doc in self.replications.items() if doc["innovation_id"] == innovation_id}
-            for replication_id, stored in self.conn.execute(_REPLICATIONS_OF, {"b_id": innovation_id}):
+            self._read_replications_of([innovation_id])
+            known = self.replications_of_innovation[innovation_id]
+        return [self.replications[key] for key in sorted(known)]
+
+    def _read_replications_of(self, innovation_ids: list[str]) -> None:
+        """Know every replication of these innovations: those the batch holds and those stored."""
+        wanted = [i for i in innovation_ids if i not in self.replications_of_innovation]
+        if not wanted:
+            return
+        held: dict[str, set[str]] = {innovation_id: set() for innovation_id in wanted}
+        for key, doc in self.replications.items():
+            if doc["innovation_id"] in held:
+                held[doc["innovation_id"]].add(key)
+        for start in range(0, len(wanted), IN_CHUNK):
+            chunk = wanted[start : start + IN_CHUNK]
+            for replication_id, innovation_id, stored in self.conn.execute(
+                _REPLICATIONS_OF, {"b_ids": chunk}
+            ):
                 if replication_id not in self.replications:  # what the batch holds is newer
                     self.replications[replication_id] = dict(stored)
                     self.absent.discard(replication_id)
-                known.add(replication_id)
-            self.replications_of_innovation[innovation_id] = known
-        return [self.replications[key] for key in sorted(known)]
+                held[innovation_id].add(replication_id)
+        self.replications_of_innovation.update(held)
 
     def count_at_penerapan(self, innovation_id: str) -> int:
         """Distinct adopting regions whose replication of the innovation is at penerapan."""
@@ -513,14 +543,25 @@ class Batch:
             ]
             insert_dicts(conn, innovation_urusan, rows)
         if self.evaluation_rows:
+            # Which evaluation of each (subject, year) counts: set in the rows inserted where the batch holds
+            # every evaluation of it (its subject is new), updated in the stored rows otherwise.
+            latest = {key: max(rows)[2] for key, rows in self.evaluations_of.items()}
+            marked: list[tuple[str, int]] = []
+            for row in self.evaluation_rows:
+                subject_year = (row["subject_id"], row["year"])
+                if row["subject_id"] in self.created:
+                    row["latest"] = row["evaluation_id"] == latest[subject_year]
+                else:
+                    marked.append(subject_year)
             insert_dicts(conn, evaluations, self.evaluation_rows)
-            conn.execute(
-                _MARK_LATEST,
-                [
-                    {"b_subject": subject, "b_year": year, "b_latest": max(rows)[2]}
-                    for (subject, year), rows in self.evaluations_of.items()
-                ],
-            )
+            if marked:
+                conn.execute(
+                    _MARK_LATEST,
+                    [
+                        {"b_subject": subject, "b_year": year, "b_latest": latest[subject, year]}
+                        for subject, year in dict.fromkeys(marked)
+                    ],
+                )
         if self.modification_rows:
             log_modifications(conn, list(self.modification_rows.values()))
 
