@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from projections.store import ViewStore
+from projections.store import WAL_AUTOCHECKPOINT, WAL_SIZE_LIMIT, ViewStore
 
 
 def test_a_writer_that_waited_long_gets_the_write_lock_as_soon_as_it_is_released(tmp_path: Path) -> None:
@@ -48,3 +48,21 @@ def test_a_writer_that_waited_long_gets_the_write_lock_as_soon_as_it_is_released
         assert conn.execute(text("SELECT count(*) FROM n")).scalar_one() == 14  # every writer wrote
     store.dispose()
     assert statistics.median(delays) < 0.02, [round(d * 1000, 1) for d in delays]
+
+
+def test_view_store_connections_keep_their_durability_and_copy_the_wal_less_often(tmp_path: Path) -> None:
+    store = ViewStore(f"sqlite:///{tmp_path / 'views.sqlite'}")
+    try:
+        with store.connect() as conn:
+            pragmas = {
+                name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in ("journal_mode", "synchronous", "wal_autocheckpoint", "journal_size_limit")
+            }
+    finally:
+        store.dispose()
+    assert pragmas == {
+        "journal_mode": "wal",
+        "synchronous": 1,  # NORMAL, as before
+        "wal_autocheckpoint": WAL_AUTOCHECKPOINT,
+        "journal_size_limit": WAL_SIZE_LIMIT,
+    }
