@@ -31,6 +31,7 @@ from sqlalchemy import Connection, Table, func, select, text
 from sqlalchemy.engine import make_url
 
 from domain.published import EventRecord
+from projections.runner import collector_held
 from projections.store import ViewStore
 from projections.tables import applied_positions, metadata, projection_positions
 from projections.tracking import Projection, claim, hold, tracked_position
@@ -138,11 +139,14 @@ def _build(scratch: Scratch, projection: Projection, read: Read, batch_size: int
     while True:
         with scratch.store.connect() as conn:
             target = tracked_position(conn, projection.name)
-        records = [r for r in read(position, batch_size) if r.position <= target] if position < target else []
-        if not records:
-            return position
-        with scratch.begin() as conn:
-            projection.apply_all(conn, records)
+        with collector_held():  # as the runner does (projections/runner.py)
+            records = (
+                [r for r in read(position, batch_size) if r.position <= target] if position < target else []
+            )
+            if not records:
+                return position
+            with scratch.begin() as conn:
+                projection.apply_all(conn, records)
         position = records[-1].position
         progress(position)
 
