@@ -66,7 +66,6 @@ class ProjectionRunner:
         self._positions: dict[str, int] = {}
         self._failures: dict[str, tuple[tuple[int | None, str], float]] = {}
         self._catching_up = threading.Lock()
-        self._ahead: _ReadAhead | None = None
         self._registered = False
         self._wakeup = threading.Event()
         self._urgent = threading.Event()
@@ -90,7 +89,6 @@ class ProjectionRunner:
                 self._registered = True
             failed: set[str] = set()
             positions = self._refresh_positions()
-            self._ahead = None
             while not interrupted():
                 pending = [p for p in self.projections if p.name not in failed]
                 if not pending or min(positions[p.name] for p in pending) >= self.head():
@@ -117,26 +115,11 @@ class ProjectionRunner:
                 # Where this round left each projection (its batches committed them): no need to read it back.
                 with self._applied:
                     positions = {name: self._positions.get(name, 0) for name in self.names}
-            self._ahead = None  # not kept from one catch-up to the next
             return min((self._positions.get(name, 0) for name in self.names), default=0)
 
     def _read_run(self, after: int) -> list[EventRecord]:
         """The records after a position: up to `apply_reads` reads of `batch_size` when that many are waiting (a
-        catch-up), so that a transaction writes the pages it touches once for more records.
-
-        When the run is full (more are likely waiting), the run after it is read in the background while this
-        one is applied: reading and decoding is Python, most of applying is the database's own work, which lets
-        go of the interpreter. The records of the log do not change once stored, so reading them a moment early
-        reads the same records."""
-        ahead, self._ahead = self._ahead, None
-        records = ahead.result() if ahead is not None and ahead.after == after else None
-        if records is None:
-            records = self._read_now(after)
-        if len(records) >= self.apply_reads * self.batch_size:
-            self._ahead = _ReadAhead(self._read_now, records[-1].position)
-        return records
-
-    def _read_now(self, after: int) -> list[EventRecord]:
+        catch-up), so that a transaction writes the pages it touches once for more records."""
         records: list[EventRecord] = []
         position = after
         for _ in range(self.apply_reads):
@@ -336,25 +319,3 @@ def collector_held() -> Iterator[None]:
             _held -= 1
             if _held == 0 and _enable_after:
                 gc.enable()
-
-
-class _ReadAhead:
-    """One read in a thread of its own; its result, or None when it failed (the caller then reads again itself,
-    so that a failure is met where reads are normally made)."""
-
-    def __init__(self, read: Callable[[int], list[EventRecord]], after: int) -> None:
-        self.after = after
-        self._read = read
-        self._records: list[EventRecord] | None = None
-        self._thread = threading.Thread(target=self._run, name="projection-read-ahead", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._records = self._read(self.after)
-        except Exception:
-            self._records = None
-
-    def result(self) -> list[EventRecord] | None:
-        self._thread.join()
-        return self._records

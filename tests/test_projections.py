@@ -890,33 +890,6 @@ def test_a_failing_record_is_rolled_back_and_retried_never_skipped(network, admi
     assert snapshot(views) == snapshot(rebuilt(network, tmp_path / "rebuilt.sqlite"))
 
 
-def test_a_catch_up_reads_the_next_run_while_it_applies_one_and_reads_again_what_failed_there(
-    network, admin, views, tmp_path
-):
-    busy_work(network, range(0, 4))
-    head = network.head_position()
-    reads: list[tuple[int, str]] = []
-    failed: list[int] = []
-
-    def read(after: int, limit: int) -> list[EventRecord]:
-        where = threading.current_thread().name
-        reads.append((after, where))
-        if where == "projection-read-ahead" and not failed:
-            failed.append(after)
-            raise OSError("the event store is away for a moment")
-        return read_records(network, after, limit)
-
-    keeper = ProjectionRunner(
-        views, read, network.head_position, all_projections(), batch_size=2, apply_reads=2
-    )
-
-    assert keeper.catch_up() == head
-    assert snapshot(views) == snapshot(rebuilt(network, tmp_path / "rebuilt.sqlite"))
-    ahead = [after for after, where in reads if where == "projection-read-ahead"]
-    assert len(ahead) > 2 and failed == ahead[:1]
-    assert (failed[0], "MainThread") in reads  # the run whose read failed ahead was read again, not skipped
-
-
 def test_the_collector_is_held_off_while_a_run_is_applied_and_left_as_it_was_found():
     import gc
 
