@@ -97,7 +97,8 @@ def insert_dicts(conn: Connection, table: Table, rows: Sequence[dict[str, Any]])
     """Insert rows given as dicts of every column of the table."""
     if rows:
         columns = table.columns.keys()
-        _run(conn, _statement(conn, table, columns, None), [[row[c] for c in columns] for row in rows])
+        statement = _statement(conn, table, columns, None)
+        _execute(conn, statement.sql, _values_of(rows, columns, statement.converters))
 
 
 def update_dicts(conn: Connection, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
@@ -105,16 +106,31 @@ def update_dicts(conn: Connection, table: Table, key: str, rows: Sequence[dict[s
     if rows:
         columns = [c for c in rows[0] if c != key]
         statement = _statement(conn, table, columns, key)
-        _run(conn, statement, [[row[c] for c in columns] + [row[key]] for row in rows])
+        _execute(conn, statement.sql, _values_of(rows, [*columns, key], statement.converters))
+
+
+def _values_of(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str], converters: list[tuple[int, Any]]
+) -> list[list[Any]]:
+    """The rows' values of `columns`, converted, in one pass."""
+    if not converters:
+        return [[row[c] for c in columns] for row in rows]
+    by_index = dict(converters)
+    converting = [(column, by_index.get(i)) for i, column in enumerate(columns)]
+    return [[row[c] if convert is None else convert(row[c]) for c, convert in converting] for row in rows]
 
 
 def _run(conn: Connection, statement: _Statement, rows: Sequence[Sequence[Any]]) -> None:
     if statement.converters:
         rows = [_converted(row, statement.converters) for row in rows]
+    _execute(conn, statement.sql, rows)
+
+
+def _execute(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
     driver: Any = conn.connection.driver_connection
     cursor = driver.cursor()
     try:
-        cursor.executemany(statement.sql, rows)
+        cursor.executemany(sql, rows)
     finally:
         cursor.close()
 

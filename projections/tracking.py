@@ -46,7 +46,10 @@ class Projection:
         before = hold(conn, self.name)
         if not claim(conn, self.name, records[-1].position):
             return
-        self.project_all(conn, [record for record in records if record.position > before])
+        if records[0].position > before:  # the usual case: none of them applied yet
+            self.project_all(conn, records)
+        else:
+            self.project_all(conn, [record for record in records if record.position > before])
 
     def project(self, conn: Connection, record: EventRecord) -> None:
         """Lay one record down. Also safe to call again for a record already laid down."""
