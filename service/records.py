@@ -39,6 +39,11 @@ from domain.published import BASE_FIELDS, EventRecord
 from service.transcoder import SEGMENTED, DateAsISO, ModificationLogAsSegment, StoreTranscoder
 
 _HEX32 = re.compile(r"[0-9a-f]{32}")
+# The text `datetime.isoformat()` gives for an aware moment with microseconds and an offset of whole minutes (of
+# zero: "+00:00", never "-00:00").
+_ISOFORMAT_WITH_MICROSECONDS = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}[+-][0-9]{2}:[0-9]{2}"
+)
 
 
 # orjson reads an integer beyond 64 bits as a float, where the library's json keeps it exact: any run of 19 or more
@@ -92,9 +97,17 @@ def _datetime_iso(data: Any) -> str:
     if type(data) is not str:
         raise Fallback
     try:
-        return datetime.fromisoformat(data).isoformat()
+        moment = datetime.fromisoformat(data)
     except ValueError:
         raise Fallback from None
+    if (
+        len(data) == 32
+        and moment.microsecond
+        and _ISOFORMAT_WITH_MICROSECONDS.fullmatch(data)
+        and not data.endswith("-00:00")
+    ):
+        return data  # as DatetimeAsISO writes an aware moment: isoformat() gives the same text (formatting costs)
+    return moment.isoformat()
 
 
 def _decimal_str(data: Any) -> float:

@@ -13,7 +13,7 @@ import pytest
 from conftest import days_ago, innovation_fields
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_schema_evolution import register_v1, revise_v1
 
@@ -245,3 +245,47 @@ def test_a_class_version_that_differs_goes_the_library_way(sqlite_network: Innov
 def test_the_event_id_is_the_uuid5_of_aggregate_and_version(aggregate_id: UUID, version: int) -> None:
     expected = str(uuid5(EVENT_ID_NAMESPACE, f"{aggregate_id}/{version}"))
     assert event_id(str(aggregate_id), version) == expected
+
+
+@given(
+    moment=st.datetimes(timezones=st.timezones() | st.just(UTC)),
+    spelling=st.sampled_from(["isoformat", "minus zero", "no fraction", "fraction of zeros", "space"]),
+)
+@example(moment=datetime(2026, 1, 1, tzinfo=UTC), spelling="fraction of zeros")
+@example(moment=datetime(2026, 1, 1, 2, 3, 4, 5, tzinfo=UTC), spelling="minus zero")
+@example(moment=datetime(2026, 1, 1, 2, 3, 4, 5, tzinfo=UTC), spelling="isoformat")
+@settings(max_examples=300, deadline=None)
+def test_a_stored_moment_reads_as_its_isoformat_whichever_way_it_is_spelled(
+    moment: datetime, spelling: str
+) -> None:
+    from service.records import Fallback, _datetime_iso
+
+    text = moment.isoformat()
+    if spelling == "minus zero" and text.endswith("+00:00"):
+        text = text[:-6] + "-00:00"
+    elif spelling == "no fraction":
+        text = moment.replace(microsecond=0).isoformat()
+    elif spelling == "fraction of zeros":
+        text = moment.isoformat(timespec="microseconds")
+    elif spelling == "space":
+        text = moment.isoformat(sep=" ")
+    try:
+        expected = datetime.fromisoformat(text).isoformat()
+    except ValueError:
+        with pytest.raises(Fallback):
+            _datetime_iso(text)
+        return
+    assert _datetime_iso(text) == expected
+
+
+@given(text=st.uuids().map(lambda u: u.hex) | st.text(alphabet="0123456789abcdefABCDEF-g ", max_size=40))
+def test_a_stored_uuid_reads_as_its_uuid(text: str) -> None:
+    from service.records import Fallback, _uuid_hex
+
+    try:
+        expected = str(UUID(text))
+    except ValueError:
+        with pytest.raises(Fallback):
+            _uuid_hex(text)
+        return
+    assert _uuid_hex(text) == expected
