@@ -223,11 +223,12 @@ class ProjectionRunner:
         while not self._stopping.is_set():
             leading = False
             try:
+                # Only the leader applies. A runner that only follows reads nothing here: whoever needs a position
+                # (wait_for, position_of) reads the committed one itself, so polling it would only cost each
+                # follower a query five times a second; the loop is kept to take over when the leader ends.
                 if self.leads():
                     leading = True
                     self._catch_up(self._stopping.is_set)
-                else:  # another process applies the records; follow its positions for wait_for and status
-                    self._refresh_positions()
             except Exception:
                 log.exception("projection runner could not catch up; it will try again")
             if leading:
