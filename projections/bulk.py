@@ -34,13 +34,18 @@ def json_text(value: Any) -> str:
 
 
 _LONG_NUMBER = re.compile(r"\d{19}")
+_LONG_NUMBER_BYTES = re.compile(rb"\d{19}")
 
 
-def json_value(text: str | bytes) -> Any:
+def json_value(text: str | bytes | memoryview) -> Any:
     """The value of a JSON text as the json module reads it, through orjson where that gives the same value:
     not for integers beyond 64 bits (which orjson reads as floats; any run of 19 digits, also one inside a
-    string, takes the json module's way) nor for what orjson refuses (NaN, Infinity)."""
-    if isinstance(text, str) and _LONG_NUMBER.search(text) is None:
+    string, takes the json module's way) nor for what orjson refuses (NaN, Infinity). SQLite's driver hands
+    the text as str, psycopg as bytes."""
+    if isinstance(text, memoryview):
+        text = bytes(text)
+    long_number = _LONG_NUMBER if isinstance(text, str) else _LONG_NUMBER_BYTES
+    if long_number.search(text) is None:  # type: ignore[arg-type]
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
