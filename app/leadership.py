@@ -4,6 +4,7 @@ tracked positions (for `min_position` and status) and take over when the leader'
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import threading
@@ -46,31 +47,45 @@ class FileLeadership:
 
 
 class AdvisoryLeadership:
-    """A session-level advisory lock on a connection of its own; PostgreSQL releases it when the session ends."""
+    """A session-level advisory lock on a connection of its own; PostgreSQL releases it when the session ends.
+    A process that does not lead keeps its connection and only tries the lock again on it (not a new session
+    for every try)."""
 
     def __init__(self, database_url: str) -> None:
         self.url = libpq_url(database_url)
         self._conn: Any = None
+        self._leading = False
         self._mutex = threading.Lock()
 
     def __call__(self) -> bool:
         with self._mutex:
             if self._conn is not None and not self._conn.closed:
                 try:
-                    self._conn.execute("SELECT 1")
-                    return True
+                    return self._try(self._conn)
                 except psycopg.Error:
-                    self._conn = None
-            conn = psycopg.connect(self.url, autocommit=True)
-            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (RUNNER_LOCK,)).fetchone()
-            if row and row[0]:
-                self._conn = conn
-                return True
-            conn.close()
-            return False
+                    self._drop()
+            self._conn = psycopg.connect(self.url, autocommit=True)
+            try:
+                return self._try(self._conn)
+            except psycopg.Error:
+                self._drop()
+                raise
+
+    def _try(self, conn: Any) -> bool:
+        if self._leading:
+            conn.execute("SELECT 1")  # still the session holding the lock
+            return True
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (RUNNER_LOCK,)).fetchone()
+        self._leading = bool(row and row[0])
+        return self._leading
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+        self._conn = None
+        self._leading = False
 
     def release(self) -> None:
         with self._mutex:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            self._drop()

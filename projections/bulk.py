@@ -10,6 +10,7 @@ written by `json_text` as SQLAlchemy writes them (`ViewStore` makes its engine w
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -30,6 +31,26 @@ def json_text(value: Any) -> str:
         ).decode()
     except TypeError:
         return json.dumps(value)
+
+
+_LONG_NUMBER = re.compile(r"\d{19}")
+_LONG_NUMBER_BYTES = re.compile(rb"\d{19}")
+
+
+def json_value(text: str | bytes | memoryview) -> Any:
+    """The value of a JSON text as the json module reads it, through orjson where that gives the same value:
+    not for integers beyond 64 bits (which orjson reads as floats; any run of 19 digits, also one inside a
+    string, takes the json module's way) nor for what orjson refuses (NaN, Infinity). SQLite's driver hands
+    the text as str, psycopg as bytes."""
+    if isinstance(text, memoryview):
+        text = bytes(text)
+    long_number = _LONG_NUMBER if isinstance(text, str) else _LONG_NUMBER_BYTES
+    if long_number.search(text) is None:  # type: ignore[arg-type]
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
 
 
 class _Statement:

@@ -41,6 +41,11 @@ _REPLICATION_DOCS = select(replications.c.replication_id, replications.c.doc).wh
 _REPLICATIONS_OF = select(
     replications.c.replication_id, replications.c.innovation_id, replications.c.doc
 ).where(replications.c.innovation_id.in_(bindparam("b_ids", expanding=True)))
+# Which stored replications of an innovation are at penerapan, and where: from the covering index
+# `replications_by_innovation_status`, without reading (and decoding) any document.
+_AT_PENERAPAN = select(replications.c.replication_id, replications.c.adopting_region).where(
+    replications.c.innovation_id == bindparam("b_id"), replications.c.status == PENERAPAN
+)
 _CLEAR_URUSAN = delete(innovation_urusan).where(innovation_urusan.c.innovation_id == bindparam("b_id"))
 _EVALUATIONS_OF = select(
     evaluations.c.evaluation_id, evaluations.c.evaluated_on, evaluations.c.position
@@ -320,6 +325,8 @@ class Batch:
             str, dict[str, Any]
         ] = {}  # replication id -> its innovation's form and urusan, if set
         self.replications_of_innovation: dict[str, set[str]] = {}  # complete for the innovations it holds
+        # innovation id -> {replication id: adopting region} of its replications stored at penerapan
+        self.stored_at_penerapan: dict[str, dict[str, str]] = {}
         self.urusan: dict[str, list[str]] = {}
         self.evaluation_rows: list[dict[str, Any]] = []
         self.evaluations_of: dict[tuple[str, int], list[tuple[date, int, str]]] = {}
@@ -402,10 +409,26 @@ class Batch:
         self.replications_of_innovation.update(held)
 
     def count_at_penerapan(self, innovation_id: str) -> int:
-        """Distinct adopting regions whose replication of the innovation is at penerapan."""
-        return len(
-            {d["adopting_region"] for d in self.replications_of(innovation_id) if d["status"] == PENERAPAN}
+        """Distinct adopting regions whose replication of the innovation is at penerapan: the documents the
+        batch holds as they now are, the others as stored (their status and region columns only)."""
+        known = self.replications_of_innovation.get(innovation_id)
+        if known is not None:
+            held = [self.replications[key] for key in known]
+            return len({d["adopting_region"] for d in held if d["status"] == PENERAPAN})
+        stored = self.stored_at_penerapan.get(innovation_id)
+        if stored is None:
+            # The tables do not change before `flush`, so one read serves the whole batch.
+            stored = {
+                key: region for key, region in self.conn.execute(_AT_PENERAPAN, {"b_id": innovation_id})
+            }
+            self.stored_at_penerapan[innovation_id] = stored
+        regions_at = {region for key, region in stored.items() if key not in self.replications}
+        regions_at.update(
+            d["adopting_region"]
+            for d in self.replications.values()
+            if d["innovation_id"] == innovation_id and d["status"] == PENERAPAN
         )
+        return len(regions_at)
 
     # --- changing ---
 

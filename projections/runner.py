@@ -28,6 +28,7 @@ Head = Callable[[], int]
 
 POLL_INTERVAL = 0.2
 GATHER = 0.1
+FOLLOW_INTERVAL = 0.02  # how often a reader waiting for a position reads it again
 APPLY_READS = (
     4  # reads of `batch_size` records a catch-up applies in one transaction when that many are waiting
 )
@@ -71,6 +72,7 @@ class ProjectionRunner:
         self._urgent = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._leading = False  # whether the background thread applies (else another process does)
 
     @property
     def names(self) -> list[str]:
@@ -226,13 +228,16 @@ class ProjectionRunner:
         while not self._stopping.is_set():
             leading = False
             try:
+                # Only the leader applies. A runner that only follows reads nothing here: whoever needs a position
+                # (wait_for, position_of) reads the committed one itself, so polling it would only cost each
+                # follower a query five times a second; the loop is kept to take over when the leader ends.
                 if self.leads():
                     leading = True
+                    self._leading = True
                     self._catch_up(self._stopping.is_set)
-                else:  # another process applies the records; follow its positions for wait_for and status
-                    self._refresh_positions()
             except Exception:
                 log.exception("projection runner could not catch up; it will try again")
+            self._leading = leading
             if leading:
                 if self._wakeup.wait(self.poll_interval) and self.gather > 0:
                     # Woken by a command: the commands served beside it store theirs within moments, and one
@@ -283,7 +288,9 @@ class ProjectionRunner:
             with self._applied:
                 if all(self._positions.get(n, 0) >= position for n in names):
                     return True
-                self._applied.wait(min(remaining, self.poll_interval))
+                # This runner's own batches notify; those of the process that leads are seen by reading again.
+                step = self.poll_interval if self._leading else min(self.poll_interval, FOLLOW_INTERVAL)
+                self._applied.wait(min(remaining, step))
 
     def position_of(self, names: Sequence[str]) -> int:
         """The position every named projection has applied (the lowest of them)."""

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
-from projections.bulk import json_text
+from projections.bulk import json_text, json_value
 from projections.tables import metadata
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -46,7 +46,9 @@ class ViewStore:
             }
             if parsed.database in (None, "", ":memory:"):
                 options["poolclass"] = StaticPool
-        self.engine: Engine = create_engine(parsed, json_serializer=json_text, **options)
+        self.engine: Engine = create_engine(
+            parsed, json_serializer=json_text, json_deserializer=json_value, **options
+        )
         if self.is_sqlite:
             _configure_sqlite(self.engine)
 

@@ -32,6 +32,7 @@ from projections.queries import InvalidCursor, Page
 from projections.tables import (
     INDEX_TABLES,
     audit_events,
+    innovations,
     projection_positions,
 )
 from service.network import InnovationNetwork, read_records
@@ -1153,3 +1154,33 @@ def test_the_gathering_of_the_in_process_runner_is_a_setting(tmp_path: Path) -> 
         assert runtime.runner.gather == 0.0
     finally:
         runtime.close()
+
+
+def test_the_replication_count_is_the_same_wherever_batches_split_the_records(network, admin, tmp_path):
+    """The count reads stored replications by their columns and those a batch holds by their documents: every
+    split of the record into two batches ends with the counts applying one record at a time gives."""
+    innovation_id = register(network)
+    first, second, third = (
+        replication(network, innovation_id, r, "penerapan") for r in ("35.05", "35.06", "35.07")
+    )
+    advance(network, second, "dihentikan")  # leaves penerapan: counted no more
+    replication(network, innovation_id, "35.06", "penerapan")  # the same region again: counted once
+    advance(network, first, "dihentikan")
+    del third
+    records = read_records(network, 0, 500)
+    one_at_a_time = open_views(tmp_path / "one.sqlite")
+    counts = []
+    for record in records:
+        with one_at_a_time.begin() as conn:
+            IndexProjection().project(conn, record)
+        with one_at_a_time.connect() as conn:
+            counts.append(conn.execute(select(innovations.c.doc)).scalar_one()["replication_count"])
+    assert counts[-1] == 2 and max(counts) == 3
+    expected = snapshot(one_at_a_time)["innovations"]
+    for cut in range(1, len(records)):
+        together = open_views(tmp_path / f"cut-{cut}.sqlite")
+        for part in (records[:cut], records[cut:]):
+            with together.begin() as conn:
+                IndexProjection().project_all(conn, part)
+        assert snapshot(together)["innovations"] == expected, cut
+        together.dispose()
