@@ -53,7 +53,7 @@ from eventsourcing.postgres import (
     PostgresApplicationRecorder,
     PostgresFactory,
 )
-from psycopg import Cursor
+from psycopg import Cursor, pq
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier, Literal
 
@@ -383,7 +383,10 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
         without a pool round per save. A connection that failed goes back to the pool (which replaces a broken
         one) and the next batch takes another. psycopg's errors are raised as the library's."""
         conn = self._writer
-        if conn is None or conn.closed:
+        if conn is not None and conn.closed:
+            self.release_writer()
+            conn = None
+        if conn is None:
             datastore = self.datastore
             try:
                 datastore.pool.open(
@@ -394,12 +397,17 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
                 raise OperationalError(str(error)) from error
         try:
             yield conn
-        except psycopg.Error as error:
-            if isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError)) or conn.broken:
-                self.release_writer()
-            for psycopg_error, persistence_error in ERRORS:
-                if isinstance(error, psycopg_error):
-                    raise persistence_error(str(error)) from error
+        except BaseException as error:
+            if (
+                isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
+                or conn.broken
+                or conn.pgconn.transaction_status != pq.TransactionStatus.IDLE
+            ):
+                self.release_writer()  # the pool closes or replaces it
+            if isinstance(error, psycopg.Error):
+                for psycopg_error, persistence_error in ERRORS:
+                    if isinstance(error, psycopg_error):
+                        raise persistence_error(str(error)) from error
             raise
 
     def release_writer(self) -> None:
