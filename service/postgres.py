@@ -12,8 +12,10 @@
   lone save is a single autocommitted `SELECT`. A lone save of one event with at most one registry row (nearly
   every command) calls `<events table>_append_one`, the same steps with scalar parameters, sent through libpq
   directly as a statement prepared once per connection (service/prepared.py; so are the registry reads of
-  proposals and evaluations). The group commit's writer keeps one connection of the pool for itself: one batch
-  is written at a time, so every save goes to the same server session without a round of the pool. A registry row that a command leaves as it is (a modification, an evaluation) is not rewritten. The function computes each link as `link_hash` in
+  proposals and evaluations). The group commit's writer keeps one connection of the pool for itself (one batch
+  is written at a time), and so do the registry reads, one at a time (a read that finds the kept one in use
+  takes one of the pool): each goes to one server process busy on every command, without a round of the pool,
+  instead of the pool's connections handed out in turn (`KeptConnection`). A registry row that a command leaves as it is (a modification, an evaluation) is not rewritten. The function computes each link as `link_hash` in
   domain/published.py does (SHA-256 of `prev_hash + "\n" + canonical`, the canonical form put together from the
   parts the caller decoded, `head + position + tail`). A group-commit batch of several saves is one transaction
   with one call per save of `<events table>_try_append`, sent together in one pipelined round trip; each runs
@@ -29,6 +31,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -153,6 +156,57 @@ class BinaryReads(PostgresAggregateRecorder):
 
 class PostgresSnapshotRecorder(BinaryReads):
     """The snapshot store's recorder: the library's, reading in binary format."""
+
+
+class KeptConnection:
+    """One connection of the pool, taken once and kept for one use at a time (whoever holds `in_use`): the
+    statements of the command path then go to a server process that is busy on every command, without a round
+    of the pool. A connection that failed, or was left in a transaction, goes back to the pool (which closes or
+    replaces it) and the next use takes another. psycopg's errors are raised as the library's."""
+
+    def __init__(self, datastore: Any) -> None:
+        self.datastore = datastore
+        self.in_use = threading.Lock()
+        self.conn: psycopg.Connection[Any] | None = None
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        conn = self.conn
+        if conn is not None and conn.closed:
+            self.release()
+            conn = None
+        if conn is None:
+            datastore = self.datastore
+            try:
+                datastore.pool.open(
+                    datastore.pool_open_timeout is not None, datastore.pool_open_timeout or 30.0
+                )
+                conn = self.conn = datastore.pool.getconn()
+            except psycopg.Error as error:
+                raise OperationalError(str(error)) from error
+        try:
+            yield conn
+        except BaseException as error:
+            if (
+                isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
+                or conn.broken
+                or conn.pgconn.transaction_status != pq.TransactionStatus.IDLE
+            ):
+                self.release()
+            if isinstance(error, psycopg.Error):
+                for psycopg_error, persistence_error in ERRORS:
+                    if isinstance(error, psycopg_error):
+                        raise persistence_error(str(error)) from error
+            raise
+
+    def release(self) -> None:
+        """Give the connection back to the pool."""
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            try:
+                self.datastore.pool.putconn(conn)
+            except Exception:  # a pool that is closing: the connection only needs closing
+                conn.close()
 
 
 class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
@@ -356,7 +410,8 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
         self.try_append_statement = SQL("SELECT * FROM {0}.{1}({2})").format(schema, try_append, placeholders)
 
         self.committer = GroupCommitter(self._write_batch, name="postgres-group-commit")
-        self._writer: psycopg.Connection[Any] | None = None
+        self._writer = KeptConnection(self.datastore)
+        self._reader = KeptConnection(self.datastore)
 
     def subscribe(self, gt: int | None = None, topics: Sequence[str] = ()) -> Any:
         raise NotImplementedError(
@@ -378,46 +433,30 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
 
     @contextmanager
     def _writing(self) -> Iterator[psycopg.Connection[Any]]:
-        """The connection of the group commit's writer, taken from the pool once and kept: only one batch is
-        written at a time (`GroupCommitter` has one leader), so every save goes through the same session,
-        without a pool round per save. A connection that failed goes back to the pool (which replaces a broken
-        one) and the next batch takes another. psycopg's errors are raised as the library's."""
-        conn = self._writer
-        if conn is not None and conn.closed:
-            self.release_writer()
-            conn = None
-        if conn is None:
-            datastore = self.datastore
-            try:
-                datastore.pool.open(
-                    datastore.pool_open_timeout is not None, datastore.pool_open_timeout or 30.0
-                )
-                conn = self._writer = datastore.pool.getconn()
-            except psycopg.Error as error:
-                raise OperationalError(str(error)) from error
-        try:
+        """The connection of the group commit's writer: only one batch is written at a time (`GroupCommitter`
+        has one leader), so every save goes through the same session, without a round of the pool."""
+        with self._writer.in_use, self._writer.connection() as conn:
             yield conn
-        except BaseException as error:
-            if (
-                isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
-                or conn.broken
-                or conn.pgconn.transaction_status != pq.TransactionStatus.IDLE
-            ):
-                self.release_writer()  # the pool closes or replaces it
-            if isinstance(error, psycopg.Error):
-                for psycopg_error, persistence_error in ERRORS:
-                    if isinstance(error, psycopg_error):
-                        raise persistence_error(str(error)) from error
-            raise
 
-    def release_writer(self) -> None:
-        """Give the writer's connection back to the pool (when the store closes, or after it failed)."""
-        conn, self._writer = self._writer, None
-        if conn is not None:
+    @contextmanager
+    def _reading(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection for one registry read of the command path: the readers' own while no other read uses
+        it (one busy server process instead of the pool's connections handed out in turn, each one's process
+        cold), else one of the pool."""
+        if self._reader.in_use.acquire(blocking=False):
             try:
-                self.datastore.pool.putconn(conn)
-            except Exception:  # a pool that is closing: the connection only needs closing
-                conn.close()
+                with self._reader.connection() as conn:
+                    yield conn
+            finally:
+                self._reader.in_use.release()
+        else:
+            with self.datastore.get_connection() as conn:
+                yield conn
+
+    def release_connections(self) -> None:
+        """Give the connections kept for the command path back to the pool (when the store closes)."""
+        self._writer.release()
+        self._reader.release()
 
     def _write_batch(self, batch: list[PendingSave]) -> None:
         """Concurrent saves (service/group_commit.py): a lone save is one autocommitted call of the append
@@ -589,7 +628,7 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
         self, innovation_id: UUID, adopting_regions: Sequence[str] | None = None
     ) -> list[RegistryRow]:
         """The replications of one innovation, as committed: all of them, or those adopted by some regions."""
-        with self.datastore.get_connection() as conn:
+        with self._reading() as conn:
             if adopting_regions is None:
                 result = self.registry_of_innovation.run(conn, [text_value(innovation_id)])
             else:
@@ -600,7 +639,7 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
 
     def adoptions_of(self, innovation_id: UUID, source_region: str) -> list[Adoption]:
         """The replications of an innovation from one source region that reached penerapan, as committed."""
-        with self.datastore.get_connection() as conn:
+        with self._reading() as conn:
             result = self.adoptions_of_innovation.run(
                 conn, [text_value(innovation_id), text_value(source_region)]
             )
@@ -620,5 +659,5 @@ class PostgresStoreFactory(PostgresFactory):
 
     def close(self) -> None:
         for recorder in getattr(self, "_store_recorders", []):
-            recorder.release_writer()
+            recorder.release_connections()
         super().close()

@@ -89,7 +89,7 @@ def test_a_command_is_stored_once_after_the_writer_connection_was_lost(
     with acting_as(Actor("op", "admin", "req-1")):
         innovation = pg_network.register_innovation(**innovation_fields(stage="uji_coba")).aggregate
         recorder: Any = pg_network.recorder
-        writer = recorder._writer
+        writer = recorder._writer.conn
         assert writer is not None
         with psycopg.connect(database, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (writer.info.backend_pid,))
@@ -97,7 +97,7 @@ def test_a_command_is_stored_once_after_the_writer_connection_was_lost(
         outcome = pg_network.advance_innovation_stage(innovation.id, "penerapan", days_ago(10))
 
     assert outcome.aggregate.version == 2
-    assert recorder._writer is not writer
+    assert recorder._writer.conn is not writer
     # The broken connection went back to the pool, which counted it as returned bad (and replaces it).
     assert recorder.datastore.pool.get_stats().get("returns_bad") == 1
     with psycopg.connect(database) as check:
@@ -108,14 +108,41 @@ def test_a_command_is_stored_once_after_the_writer_connection_was_lost(
     assert pg_network.innovation(innovation.id).version == 2
 
 
-def test_closing_the_store_gives_the_writer_connection_back(pg_network: InnovationNetwork) -> None:
+def test_closing_the_store_gives_the_kept_connections_back(pg_network: InnovationNetwork) -> None:
     with acting_as(Actor("op", "admin", "req-1")):
-        pg_network.register_innovation(**innovation_fields())
+        innovation = pg_network.register_innovation(**innovation_fields()).aggregate
+    pg_network.registry_of(innovation.id)
     recorder: Any = pg_network.recorder
-    writer = recorder._writer
-    assert writer is not None and not writer.closed
+    kept = [recorder._writer.conn, recorder._reader.conn]
+    assert all(conn is not None and not conn.closed for conn in kept)
+    assert kept[0] is not kept[1]
 
     pg_network.close()
 
-    assert recorder._writer is None
-    assert writer.closed
+    assert recorder._writer.conn is None and recorder._reader.conn is None
+    assert all(conn.closed for conn in kept)
+
+
+def test_registry_reads_use_a_kept_connection_while_no_other_read_does(pg_network: InnovationNetwork) -> None:
+    with acting_as(Actor("op", "admin", "req-1")):
+        innovation = pg_network.register_innovation(**innovation_fields()).aggregate
+        pg_network.propose_replication(
+            innovation_id=innovation.id, adopting_region="35.05", rationale="r", proposed_on=days_ago(30)
+        )
+    recorder: Any = pg_network.recorder
+    reader = recorder._reader.conn
+    assert reader is not None  # the proposal read its two regions' rows
+    pool = recorder.datastore.pool
+    requests = pool.get_stats().get("requests_num", 0)
+
+    (row,) = pg_network.registry_of(innovation.id)
+    assert recorder.adoptions_of(innovation.id, "35.05") == []
+
+    assert row.adopting_region == "35.05"
+    assert pool.get_stats().get("requests_num", 0) == requests  # nothing asked of the pool
+    assert recorder._reader.conn is reader
+
+    with recorder._reader.in_use:  # another thread reading: this read takes a pooled connection meanwhile
+        (again,) = pg_network.registry_of(innovation.id)
+    assert again == row
+    assert pool.get_stats().get("requests_num", 0) == requests + 1
