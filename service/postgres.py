@@ -32,6 +32,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -159,21 +160,23 @@ class PostgresSnapshotRecorder(BinaryReads):
 
 
 class KeptConnection:
-    """One connection of the pool, taken once and kept for one use at a time (whoever holds `in_use`): the
-    statements of the command path then go to a server process that is busy on every command, without a round
-    of the pool. A connection that failed, or was left in a transaction, goes back to the pool (which closes or
-    replaces it) and the next use takes another. psycopg's errors are raised as the library's."""
+    """One connection of the pool, taken and kept for one use at a time (whoever holds `in_use`): the statements
+    of the command path then go to a server process that is busy on every command, without a round of the pool.
+    A connection that failed, was left in a transaction, or is as old as the pool lets its connections get
+    (`max_lifetime`) goes back to the pool (which closes, replaces or keeps it) and the next use takes another.
+    psycopg's errors are raised as the library's."""
 
     def __init__(self, datastore: Any) -> None:
         self.datastore = datastore
         self.in_use = threading.Lock()
         self.conn: psycopg.Connection[Any] | None = None
+        self._renew_at = 0.0
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
         conn = self.conn
-        if conn is not None and conn.closed:
-            self.release()
+        if conn is not None and (conn.closed or time.monotonic() >= self._renew_at):
+            self.release()  # closed, or as old as the pool lets its connections get (`max_lifetime`)
             conn = None
         if conn is None:
             datastore = self.datastore
@@ -182,6 +185,7 @@ class KeptConnection:
                     datastore.pool_open_timeout is not None, datastore.pool_open_timeout or 30.0
                 )
                 conn = self.conn = datastore.pool.getconn()
+                self._renew_at = time.monotonic() + datastore.pool.max_lifetime
             except psycopg.Error as error:
                 raise OperationalError(str(error)) from error
         try:

@@ -146,3 +146,24 @@ def test_registry_reads_use_a_kept_connection_while_no_other_read_does(pg_networ
         (again,) = pg_network.registry_of(innovation.id)
     assert again == row
     assert pool.get_stats().get("requests_num", 0) == requests + 1
+
+
+def test_a_kept_connection_is_renewed_once_as_old_as_the_pool_lets_connections_get(
+    pg_network: InnovationNetwork,
+) -> None:
+    with acting_as(Actor("op", "admin", "req-1")):
+        innovation = pg_network.register_innovation(**innovation_fields(stage="uji_coba")).aggregate
+        recorder: Any = pg_network.recorder
+        old = recorder._writer.conn
+        assert recorder._writer._renew_at > 0
+        recorder._writer._renew_at = 0.0  # as if max_lifetime had passed
+        pool = recorder.datastore.pool
+        requests = pool.get_stats().get("requests_num", 0)
+
+        pg_network.advance_innovation_stage(innovation.id, "penerapan", days_ago(10))
+
+    # Given back to the pool (which keeps it until its own expiry, and may hand it out again) and one taken anew.
+    assert not old.closed
+    assert pool.get_stats().get("requests_num", 0) == requests + 1
+    assert recorder._writer._renew_at > 0
+    assert pg_network.innovation(innovation.id).version == 2
