@@ -45,17 +45,23 @@ class Tracer:
 
     def wrap(self, datastore: Any) -> None:
         original = datastore.get_connection
+        getconn = datastore.pool.getconn
+
+        def traced(conn: Any) -> Any:
+            if id(conn) not in self.files:
+                file = (self.directory / f"trace-{len(self.files)}.txt").open("w")
+                self.files[id(conn)] = file
+                conn.pgconn.trace(file.fileno())
+            return conn
 
         @contextlib.contextmanager
         def get_connection() -> Iterator[Any]:
             with original() as conn:
-                if id(conn) not in self.files:
-                    file = (self.directory / f"trace-{len(self.files)}.txt").open("w")
-                    self.files[id(conn)] = file
-                    conn.pgconn.trace(file.fileno())
-                yield conn
+                yield traced(conn)
 
         datastore.get_connection = get_connection
+        # The group commit's writer takes its connection from the pool itself (service/postgres.py).
+        datastore.pool.getconn = lambda *args, **kwargs: traced(getconn(*args, **kwargs))
 
     def mark(self) -> None:
         self.marks = {key: Path(file.name).stat().st_size for key, file in self.files.items()}

@@ -94,7 +94,24 @@ class InnovationNetwork(Application):
 
     def canonical_parts(self, stored: StoredEvent) -> CanonicalParts:
         """How the recorder reads a stored event for the hash chain: decoded as recorded, as the export shows
-        it."""
+        it.
+
+        An event being stored is in its class's current shape, where the record read straight from the stored
+        JSON (service/records.py) is the record of the event decoded as recorded (nothing to upcast: both are
+        the library's record, tests/test_records.py and tests/test_chain_parts.py); any event that the direct
+        reader leaves to the library is decoded here."""
+        if self._direct is not None:
+            record = self._direct.record_of(
+                Notification(
+                    id=0,
+                    originator_id=stored.originator_id,
+                    originator_version=stored.originator_version,
+                    topic=stored.topic,
+                    state=stored.state,
+                )
+            )
+            if record is not None:
+                return CanonicalParts.of(record)
         return CanonicalParts.of(EventRecord.of(self.recorded_event(stored), 0))
 
     def record_of(self, notification: Notification, as_recorded: bool = False) -> EventRecord:

@@ -10,9 +10,12 @@
 - One round trip per save: the lock, the last link, the guards, the registry upsert, the links and
   the insert run in one server-side function (`<events table>_append`, created at start-up with the tables), so a
   lone save is a single autocommitted `SELECT`. A lone save of one event with at most one registry row (nearly
-  every command) calls `<events table>_append_one`, the same steps with scalar parameters: the driver dumps
-  scalars in C, while it builds each array parameter in Python (and escapes text arrays with regular
-  expressions). A registry row that a command leaves as it is (a modification, an evaluation) is not rewritten. The function computes each link as `link_hash` in
+  every command) calls `<events table>_append_one`, the same steps with scalar parameters, sent through libpq
+  directly as a statement prepared once per connection (service/prepared.py; so are the registry reads of
+  proposals and evaluations). The group commit's writer keeps one connection of the pool for itself (one batch
+  is written at a time), and so do the registry reads, one at a time (a read that finds the kept one in use
+  takes one of the pool): each goes to one server process busy on every command, without a round of the pool,
+  instead of the pool's connections handed out in turn (`KeptConnection`). A registry row that a command leaves as it is (a modification, an evaluation) is not rewritten. The function computes each link as `link_hash` in
   domain/published.py does (SHA-256 of `prev_hash + "\n" + canonical`, the canonical form put together from the
   parts the caller decoded, `head + position + tail`). A group-commit batch of several saves is one transaction
   with one call per save of `<events table>_try_append`, sent together in one pipelined round trip; each runs
@@ -28,27 +31,75 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import IntegrityError, Notification, OperationalError, StoredEvent
+from eventsourcing.persistence import (
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    Notification,
+    NotSupportedError,
+    OperationalError,
+    PersistenceError,
+    ProgrammingError,
+    StoredEvent,
+)
 from eventsourcing.postgres import (
     PostgresAggregateRecorder,
     PostgresApplicationRecorder,
     PostgresFactory,
 )
-from psycopg import Cursor
-from psycopg.rows import DictRow, tuple_row
+from psycopg import Cursor, pq
+from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier, Literal
 
 from service.chain import GENESIS, LINK_PAGE, CanonicalParts, ChainedNotification, Chaining, Link
 from service.group_commit import GroupCommitter, PendingSave
+from service.prepared import (
+    BINARY_FORMAT,
+    BYTEA_OID,
+    INT4_ARRAY_OID,
+    INT4_OID,
+    TEXT_ARRAY_OID,
+    TEXT_FORMAT,
+    TEXT_OID,
+    UUID_ARRAY_OID,
+    UUID_OID,
+    Prepared,
+    rows,
+    text_array,
+    text_value,
+)
 from service.recorder import ADOPTIONS_OF, OPEN_STATUSES, Adoption, RegistryRow, StaleDecision
 
 STALE_DECISION = "PJ001"
 """The SQLSTATE that the append function raises when an aggregate a decision read has moved since."""
+
+ERRORS: tuple[tuple[type[psycopg.Error], type[PersistenceError]], ...] = (
+    (psycopg.InterfaceError, InterfaceError),
+    (psycopg.OperationalError, OperationalError),
+    (psycopg.DataError, DataError),
+    (psycopg.IntegrityError, IntegrityError),
+    (psycopg.InternalError, InternalError),
+    (psycopg.ProgrammingError, ProgrammingError),
+    (psycopg.NotSupportedError, NotSupportedError),
+    (psycopg.DatabaseError, DatabaseError),
+    (psycopg.Error, PersistenceError),
+)
+"""psycopg's errors as the library's datastore translates them (`PostgresDatastore.get_connection`)."""
+
+REGISTRY_COLUMNS = (
+    "replication_id, innovation_id, source_region, adopting_region, status, generation, penerapan_on, "
+    "closed_on"
+)
 
 
 class BinaryReads(PostgresAggregateRecorder):
@@ -106,6 +157,60 @@ class BinaryReads(PostgresAggregateRecorder):
 
 class PostgresSnapshotRecorder(BinaryReads):
     """The snapshot store's recorder: the library's, reading in binary format."""
+
+
+class KeptConnection:
+    """One connection of the pool, taken and kept for one use at a time (whoever holds `in_use`): the statements
+    of the command path then go to a server process that is busy on every command, without a round of the pool.
+    A connection that failed, was left in a transaction, or is as old as the pool lets its connections get
+    (`max_lifetime`) goes back to the pool (which closes, replaces or keeps it) and the next use takes another.
+    psycopg's errors are raised as the library's."""
+
+    def __init__(self, datastore: Any) -> None:
+        self.datastore = datastore
+        self.in_use = threading.Lock()
+        self.conn: psycopg.Connection[Any] | None = None
+        self._renew_at = 0.0
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        conn = self.conn
+        if conn is not None and (conn.closed or time.monotonic() >= self._renew_at):
+            self.release()  # closed, or as old as the pool lets its connections get (`max_lifetime`)
+            conn = None
+        if conn is None:
+            datastore = self.datastore
+            try:
+                datastore.pool.open(
+                    datastore.pool_open_timeout is not None, datastore.pool_open_timeout or 30.0
+                )
+                conn = self.conn = datastore.pool.getconn()
+                self._renew_at = time.monotonic() + datastore.pool.max_lifetime
+            except psycopg.Error as error:
+                raise OperationalError(str(error)) from error
+        try:
+            yield conn
+        except BaseException as error:
+            if (
+                isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
+                or conn.broken
+                or conn.pgconn.transaction_status != pq.TransactionStatus.IDLE
+            ):
+                self.release()
+            if isinstance(error, psycopg.Error):
+                for psycopg_error, persistence_error in ERRORS:
+                    if isinstance(error, psycopg_error):
+                        raise persistence_error(str(error)) from error
+            raise
+
+    def release(self) -> None:
+        """Give the connection back to the pool."""
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            try:
+                self.datastore.pool.putconn(conn)
+            except Exception:  # a pool that is closing: the connection only needs closing
+                conn.close()
 
 
 class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
@@ -266,25 +371,41 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
                 ),
             ]
         )
-        # Statements run on every command are composed once (psycopg would compose them again on every call).
-        self.append_one_statement = (
-            SQL(
-                "SELECT {0}.{1}(%s, %s::integer, %s, %s, %s, %s, %s, %s::integer[], "
-                "%s, %s, %s, %s, %s, %s::integer, %s, %s) AS position"
-            )
-            .format(schema, append_one)
-            .as_string(None)
+        # The statements of the command path, run through libpq directly (service/prepared.py).
+        id_oid, ids_oid = (
+            (UUID_OID, UUID_ARRAY_OID)
+            if self.datastore.originator_id_type == "uuid"
+            else (TEXT_OID, TEXT_ARRAY_OID)
         )
-        self.registry_of_statement = (
-            SQL("SELECT * FROM {0} WHERE innovation_id = %s").format(self.registry_table).as_string(None)
+        prefix = f"puja_{self.events_table_name}"
+        self.append_one = Prepared(
+            f"{prefix}_append_one",
+            SQL("SELECT {0}.{1}({2})")
+            .format(schema, append_one, SQL(", ").join(SQL(f"${i}") for i in range(1, 17)))
+            .as_string(None),
+            [id_oid, INT4_OID, TEXT_OID, BYTEA_OID, TEXT_OID, TEXT_OID, ids_oid, INT4_ARRAY_OID]
+            + [TEXT_OID] * 5
+            + [INT4_OID, TEXT_OID, TEXT_OID],
+            # The event's state as raw bytes (binary format); every other parameter as text.
+            [TEXT_FORMAT] * 3 + [BINARY_FORMAT] + [TEXT_FORMAT] * 12,
         )
-        self.registry_of_regions_statement = (
-            SQL("SELECT * FROM {0} WHERE innovation_id = %s AND adopting_region = ANY(%s::text[])")
-            .format(self.registry_table)
-            .as_string(None)
+        registry = self.registry_table.as_string(None)
+        self.registry_of_innovation = Prepared(
+            f"{prefix}_registry_of",
+            f"SELECT {REGISTRY_COLUMNS} FROM {registry} WHERE innovation_id = $1",
+            [TEXT_OID],
         )
-        self.adoptions_of_statement = ADOPTIONS_OF.replace(
-            "replication_registry", self.registry_table.as_string(None)
+        self.registry_of_regions = Prepared(
+            f"{prefix}_registry_of_regions",
+            f"SELECT {REGISTRY_COLUMNS} FROM {registry} WHERE innovation_id = $1 AND adopting_region = ANY($2)",
+            [TEXT_OID, TEXT_ARRAY_OID],
+        )
+        self.adoptions_of_innovation = Prepared(
+            f"{prefix}_adoptions_of",
+            ADOPTIONS_OF.replace("replication_registry", registry)
+            .replace("%s", "$1", 1)
+            .replace("%s", "$2", 1),
+            [TEXT_OID, TEXT_OID],
         )
         placeholders = SQL(", ").join([SQL("%s")] * 16)
         self.append_statement = (
@@ -293,6 +414,8 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
         self.try_append_statement = SQL("SELECT * FROM {0}.{1}({2})").format(schema, try_append, placeholders)
 
         self.committer = GroupCommitter(self._write_batch, name="postgres-group-commit")
+        self._writer = KeptConnection(self.datastore)
+        self._reader = KeptConnection(self.datastore)
 
     def subscribe(self, gt: int | None = None, topics: Sequence[str] = ()) -> Any:
         raise NotImplementedError(
@@ -312,56 +435,80 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
         parts = self.canonical_parts(stored_events)
         return self.committer.save(stored_events, canonical_parts=parts, **kwargs)
 
+    @contextmanager
+    def _writing(self) -> Iterator[psycopg.Connection[Any]]:
+        """The connection of the group commit's writer: only one batch is written at a time (`GroupCommitter`
+        has one leader), so every save goes through the same session, without a round of the pool."""
+        with self._writer.in_use, self._writer.connection() as conn:
+            yield conn
+
+    @contextmanager
+    def _reading(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection for one registry read of the command path: the readers' own while no other read uses
+        it (one busy server process instead of the pool's connections handed out in turn, each one's process
+        cold), else one of the pool."""
+        if self._reader.in_use.acquire(blocking=False):
+            try:
+                with self._reader.connection() as conn:
+                    yield conn
+            finally:
+                self._reader.in_use.release()
+        else:
+            with self.datastore.get_connection() as conn:
+                yield conn
+
+    def release_connections(self) -> None:
+        """Give the connections kept for the command path back to the pool (when the store closes)."""
+        self._writer.release()
+        self._reader.release()
+
     def _write_batch(self, batch: list[PendingSave]) -> None:
         """Concurrent saves (service/group_commit.py): a lone save is one autocommitted call of the append
         function; several are one transaction, each save in its own subtransaction."""
-        try:
-            with self.datastore.get_connection() as conn, conn.cursor() as curs:
-                if len(batch) == 1:
-                    (pending,) = batch
-                    one = self._append_one_params(pending)
-                    try:
-                        if one is None:
+        with self._writing() as conn:
+            if len(batch) == 1:
+                (pending,) = batch
+                one = self._append_one_values(pending)
+                try:
+                    if one is None:
+                        with conn.cursor() as curs:
                             curs.execute(self.append_statement, self._append_params(pending), prepare=True)
-                        else:
-                            curs.execute(self.append_one_statement, one, prepare=True)
-                        row = curs.fetchone()
-                    except psycopg.IntegrityError as error:
-                        pending.fail(IntegrityError(str(error)))
-                    except psycopg.DatabaseError as error:
-                        if error.sqlstate != STALE_DECISION:
-                            raise
-                        pending.fail(StaleDecision(error.diag.message_primary or str(error)))
+                            row = curs.fetchone()
+                        assert row is not None
+                        positions = row["positions"]
                     else:
-                        assert row is not None
-                        pending.succeed(row["positions"] if one is None else [row["position"]])
-                    return
-                with conn.transaction():
-                    # One pipelined round trip for all the calls (psycopg's executemany with `returning`).
-                    curs.executemany(
-                        self.try_append_statement,
-                        [self._append_params(pending) for pending in batch],
-                        returning=True,
-                    )
-                    for index, pending in enumerate(batch):
-                        if index and not curs.nextset():
-                            raise OperationalError(
-                                "the append function answered fewer saves than it was given"
-                            )
-                        row = curs.fetchone()
-                        assert row is not None
-                        if row["error_state"] is None:
-                            pending.succeed(row["positions"])
-                        elif row["error_state"] == STALE_DECISION:
-                            pending.fail(StaleDecision(row["error_message"]))
-                        else:
-                            pending.fail(IntegrityError(row["error_message"]))
-        except psycopg.OperationalError as error:
-            raise OperationalError(str(error)) from error
+                        positions = [int(self.append_one.run(conn, one).get_value(0, 0))]  # type: ignore[arg-type]
+                except psycopg.IntegrityError as error:
+                    pending.fail(IntegrityError(str(error)))
+                except psycopg.DatabaseError as error:
+                    if error.sqlstate != STALE_DECISION:
+                        raise
+                    pending.fail(StaleDecision(error.diag.message_primary or str(error)))
+                else:
+                    pending.succeed(positions)
+                return
+            with conn.transaction(), conn.cursor() as curs:
+                # One pipelined round trip for all the calls (psycopg's executemany with `returning`).
+                curs.executemany(
+                    self.try_append_statement,
+                    [self._append_params(pending) for pending in batch],
+                    returning=True,
+                )
+                for index, pending in enumerate(batch):
+                    if index and not curs.nextset():
+                        raise OperationalError("the append function answered fewer saves than it was given")
+                    row = curs.fetchone()
+                    assert row is not None
+                    if row["error_state"] is None:
+                        pending.succeed(row["positions"])
+                    elif row["error_state"] == STALE_DECISION:
+                        pending.fail(StaleDecision(row["error_message"]))
+                    else:
+                        pending.fail(IntegrityError(row["error_message"]))
 
-    def _append_one_params(self, pending: PendingSave) -> tuple[Any, ...] | None:
-        """The parameters of `<events table>_append_one` for a save of one event with at most one registry
-        row; None for any other save."""
+    def _append_one_values(self, pending: PendingSave) -> list[bytes | None] | None:
+        """The parameters of `<events table>_append_one`, written for libpq (service/prepared.py), for a save
+        of one event with at most one registry row; None for any other save."""
         kwargs = pending.kwargs
         registry = kwargs.get("registry") or ()
         if len(pending.stored_events) != 1 or len(registry) > 1:
@@ -369,17 +516,17 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
         (event,) = pending.stored_events
         (part,) = kwargs["canonical_parts"]
         expected: dict[UUID, int] = kwargs.get("expected_versions") or {}
-        return (
-            event.originator_id,
-            event.originator_version,
-            event.topic,
-            event.state,
-            part.head,
-            part.tail,
-            list(expected) or None,
-            list(expected.values()) or None,
-            *(registry[0].as_params() if registry else (None,) * 8),
-        )
+        return [
+            text_value(event.originator_id),
+            text_value(event.originator_version),
+            text_value(event.topic),
+            bytes(event.state),
+            text_value(part.head),
+            text_value(part.tail),
+            text_array(list(expected)),
+            text_array(list(expected.values())),
+            *[text_value(value) for value in (registry[0].as_params() if registry else (None,) * 8)],
+        ]
 
     def _append_params(self, pending: PendingSave) -> tuple[Any, ...]:
         kwargs = pending.kwargs
@@ -485,22 +632,22 @@ class PostgresStoreRecorder(Chaining, BinaryReads, PostgresApplicationRecorder):
         self, innovation_id: UUID, adopting_regions: Sequence[str] | None = None
     ) -> list[RegistryRow]:
         """The replications of one innovation, as committed: all of them, or those adopted by some regions."""
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+        with self._reading() as conn:
             if adopting_regions is None:
-                curs.execute(self.registry_of_statement, (str(innovation_id),), prepare=True)
+                result = self.registry_of_innovation.run(conn, [text_value(innovation_id)])
             else:
-                curs.execute(
-                    self.registry_of_regions_statement,
-                    (str(innovation_id), list(adopting_regions)),
-                    prepare=True,
+                result = self.registry_of_regions.run(
+                    conn, [text_value(innovation_id), text_array(list(adopting_regions)) or b"{}"]
                 )
-            return [RegistryRow.from_row(row) for row in curs.fetchall()]
+            return [RegistryRow.from_text(row) for row in rows(result)]
 
     def adoptions_of(self, innovation_id: UUID, source_region: str) -> list[Adoption]:
         """The replications of an innovation from one source region that reached penerapan, as committed."""
-        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-            curs.execute(self.adoptions_of_statement, (str(innovation_id), source_region), prepare=True)
-            return [Adoption.from_row(row) for row in curs.fetchall()]
+        with self._reading() as conn:
+            result = self.adoptions_of_innovation.run(
+                conn, [text_value(innovation_id), text_value(source_region)]
+            )
+            return [Adoption.from_row(row) for row in rows(result)]
 
 
 class PostgresStoreFactory(PostgresFactory):
@@ -508,3 +655,13 @@ class PostgresStoreFactory(PostgresFactory):
 
     aggregate_recorder_class = PostgresSnapshotRecorder
     application_recorder_class = PostgresStoreRecorder
+
+    def application_recorder(self) -> Any:
+        recorder = super().application_recorder()
+        self._store_recorders = [*getattr(self, "_store_recorders", []), recorder]
+        return recorder
+
+    def close(self) -> None:
+        for recorder in getattr(self, "_store_recorders", []):
+            recorder.release_connections()
+        super().close()

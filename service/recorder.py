@@ -70,6 +70,21 @@ class RegistryRow:
         )
 
     @classmethod
+    def from_text(cls, row: Sequence[Any]) -> RegistryRow:
+        """A row read as text, its columns in the table's order."""
+        replication_id, innovation_id, source, adopting, status, generation, penerapan_on, closed_on = row
+        return cls(
+            replication_id=UUID(replication_id),
+            innovation_id=UUID(innovation_id),
+            source_region=source,
+            adopting_region=adopting,
+            status=status,
+            generation=int(generation),
+            penerapan_on=date.fromisoformat(penerapan_on) if penerapan_on else None,
+            closed_on=date.fromisoformat(closed_on) if closed_on else None,
+        )
+
+    @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> RegistryRow:
         return cls(
             replication_id=UUID(row["replication_id"]),
