@@ -24,7 +24,7 @@ from domain.innovation import Innovation
 from domain.published import EVENT_ID_NAMESPACE, EventRecord, event_id
 from domain.replication import Replication
 from service.network import InnovationNetwork, read_records
-from service.records import DirectRecords
+from service.records import DirectRecords, has_long_number
 from service.store import open_network
 
 ALL_TYPES = {
@@ -107,12 +107,15 @@ def test_every_event_type_reads_the_same_both_ways(network: InnovationNetwork) -
     seen = set()
     for notification in notifications:
         expected = library_record(network, notification)
+        seen.add(expected.type)
         found = direct.record_of(notification)
-        assert found is not None, expected.type
+        if found is None:
+            # Only a run of 19 digits (random ids now and then have one) sends a current event the library's way.
+            assert has_long_number(notification.state), expected.type
+            continue
         assert found == expected
         assert list(found.data) == list(expected.data)  # the same order of fields too
         assert found.to_dict() == expected.to_dict()
-        seen.add(found.type)
     assert seen == ALL_TYPES
     assert read_records(network, 0, 1000) == [library_record(network, n) for n in notifications]
 
