@@ -93,7 +93,11 @@ class TopicProjector:
         register(store.begin, [projection.name])
 
     def poll_once(self, timeout_ms: int = 500) -> int:
-        """Apply one poll's messages and commit their offsets; returns how many events were applied."""
+        """Apply one poll's messages and commit their offsets; returns how many events were applied.
+
+        The offsets are committed after the view transaction without waiting for the broker's answer (the next
+        poll takes it): a commit that is lost (a rebalance, a broker away, a crash) only makes the group read
+        again what the views already hold, which they skip, and a later commit covers it."""
         messages = [m for batch in self.consumer.poll(timeout_ms=timeout_ms).values() for m in batch]
         if not messages:
             return 0
@@ -101,9 +105,10 @@ class TopicProjector:
             try:
                 records = [record_from_message(message.value) for message in messages]  # before the lock
                 with self.store.begin() as conn:
-                    hold(conn, self.projection.name)  # before the tables: the order every writer keeps
+                    # before the tables: the order every writer keeps
+                    current = hold(conn, self.projection.name)
                     self.projection.project_all(conn, records)  # in the poll's order
-                    advance_watermark(conn, self.projection.name, [r.position for r in records])
+                    advance_watermark(conn, self.projection.name, [r.position for r in records], current)
                 applied = len(messages)
             except OperationalError:
                 raise
@@ -117,12 +122,28 @@ class TopicProjector:
             log.warning("the dead letters are not reachable; the poll will be delivered again: %r", error)
             self._rewind(messages)
             return 0
-        try:
-            self.consumer.commit()
-        except KafkaError as error:
-            # The views hold the poll already; a later commit covers it, and what comes again is skipped.
-            log.warning("offsets not committed (the group is rebalancing or the broker is away): %r", error)
+        self._done()
         return applied
+
+    def _done(self) -> None:
+        """Commit the offsets after the poll (its messages applied, or gone to the dead letters), without
+        waiting for the broker's answer."""
+        try:
+            self.consumer.commit_async(callback=self._committed)
+        except KafkaError as error:
+            self._committed({}, error)
+
+    def _committed(self, offsets: dict[Any, Any], response: Any) -> None:
+        if isinstance(response, Exception):
+            # The views hold the poll already; a later commit covers it, and what comes again is skipped.
+            log.warning(
+                "offsets not committed (the group is rebalancing or the broker is away): %r", response
+            )
+
+    def commit(self) -> None:
+        """Commit the offsets after every poll, and wait for the broker's answer (when the consumer stops, every
+        poll having been applied or rewound: a restart then reads nothing again)."""
+        self.consumer.commit()
 
     def _one_by_one(self, messages: list[Any]) -> int:
         applied = 0
@@ -208,6 +229,10 @@ def run_consumer(
             except KafkaError as error:
                 log.warning("polling %s failed; retrying: %r", group, error)
                 stop.wait(RETRY_SECONDS)
+        try:
+            projector.commit()
+        except KafkaError as error:
+            log.warning("the last offsets of %s were not committed: %r", group, error)
     finally:
         consumer.close()
         dead_letters.close(timeout=5)

@@ -43,13 +43,23 @@ _REPLICATIONS_OF = select(
 ).where(replications.c.innovation_id.in_(bindparam("b_ids", expanding=True)))
 # Which stored replications of an innovation are at penerapan, and where: from the covering index
 # `replications_by_innovation_status`, without reading (and decoding) any document.
-_AT_PENERAPAN = select(replications.c.replication_id, replications.c.adopting_region).where(
-    replications.c.innovation_id == bindparam("b_id"), replications.c.status == PENERAPAN
+_AT_PENERAPAN = select(
+    replications.c.innovation_id, replications.c.replication_id, replications.c.adopting_region
+).where(
+    replications.c.innovation_id.in_(bindparam("b_ids", expanding=True)), replications.c.status == PENERAPAN
 )
 _CLEAR_URUSAN = delete(innovation_urusan).where(innovation_urusan.c.innovation_id == bindparam("b_id"))
 _EVALUATIONS_OF = select(
     evaluations.c.evaluation_id, evaluations.c.evaluated_on, evaluations.c.position
 ).where(evaluations.c.subject_id == bindparam("b_subject"), evaluations.c.year == bindparam("b_year"))
+_EVALUATIONS_OF_SUBJECTS = select(
+    evaluations.c.subject_id,
+    evaluations.c.year,
+    evaluations.c.evaluation_id,
+    evaluations.c.evaluated_on,
+    evaluations.c.position,
+).where(evaluations.c.subject_id.in_(bindparam("b_subjects", expanding=True)))
+EVALUATED = ("InnovationEvaluated", "EvaluationRecorded")
 _MARK_LATEST = (
     update(evaluations)
     .where(evaluations.c.subject_id == bindparam("b_subject"), evaluations.c.year == bindparam("b_year"))
@@ -330,6 +340,8 @@ class Batch:
         self.urusan: dict[str, list[str]] = {}
         self.evaluation_rows: list[dict[str, Any]] = []
         self.evaluations_of: dict[tuple[str, int], list[tuple[date, int, str]]] = {}
+        # the evaluations stored before the batch, of the (subject, year)s its records evaluate (prefetched)
+        self.stored_evaluations: dict[tuple[str, int], list[tuple[date, int, str]]] = {}
         self.modification_rows: dict[str, dict[str, Any]] = {}
 
     # --- reading ---
@@ -345,23 +357,62 @@ class Batch:
                 wanted_replications.add(record.aggregate_id)
                 if record.type == "ReplicationProposed":
                     wanted_innovations.add(record.data["innovation_id"])
-        self._read_documents(_INNOVATION_DOCS, sorted(wanted_innovations), self.innovations)
         self._read_documents(_REPLICATION_DOCS, sorted(wanted_replications), self.replications)
-        # The stored replications of the innovations the batch registers or renames (each needs them: its count,
-        # its name and facets in them), read together.
-        self._read_replications_of(
-            sorted(
-                {
-                    record.aggregate_id
-                    for record in records
-                    if record.type == "InnovationRegistered"
-                    or (
-                        record.type == "InnovationRevised"
-                        and ("name" in record.data["changes"] or "urusan" in record.data["changes"])
-                    )
-                }
-            )
-        )
+        # Innovations whose count of replications at penerapan the batch may change, or whose name and urusan go
+        # into their replications: their documents and their replications, read together now rather than one
+        # innovation at a time as the records come to them.
+        # (The replications of an innovation registered or revised are read whole; for one whose count alone may
+        # change, the status and region columns of those at penerapan are enough.)
+        described: set[str] = set()
+        counted: set[str] = set()
+        for record in records:
+            if record.type == "InnovationRegistered" or (
+                record.type == "InnovationRevised"
+                and ("name" in record.data["changes"] or "urusan" in record.data["changes"])
+            ):
+                described.add(record.aggregate_id)
+            elif record.type in ("AdoptionAdvanced", "ReplicationDiscontinued", "ReplicationRejected"):
+                doc = self.replications.get(record.aggregate_id)
+                if doc is not None:
+                    counted.add(doc["innovation_id"])
+        wanted_innovations |= described | counted
+        self._read_documents(_INNOVATION_DOCS, sorted(wanted_innovations), self.innovations)
+        self._read_replications_of(sorted(described))
+        self._read_at_penerapan(sorted(counted - described))
+        self._read_evaluations(records)
+
+    def _read_at_penerapan(self, innovation_ids: list[str]) -> None:
+        """Which stored replications of these innovations are at penerapan, and where (the covering index
+        `replications_by_innovation_status`, no document read), for all of them in one read per chunk."""
+        ids = [i for i in innovation_ids if i not in self.stored_at_penerapan]
+        for start in range(0, len(ids), IN_CHUNK):
+            chunk = ids[start : start + IN_CHUNK]
+            found: dict[str, dict[str, str]] = {innovation_id: {} for innovation_id in chunk}
+            for innovation_id, key, region in self.conn.execute(_AT_PENERAPAN, {"b_ids": chunk}):
+                found[innovation_id][key] = region
+            self.stored_at_penerapan.update(found)
+
+    def _read_evaluations(self, records: Sequence[EventRecord]) -> None:
+        """The evaluations stored for the (subject, year)s the batch's records evaluate, in one read (not one per
+        record); a record whose year cannot be read is left to `add_evaluation`, which fails it as before."""
+        wanted: set[tuple[str, int]] = set()
+        for record in records:
+            if record.type in EVALUATED:
+                try:
+                    wanted.add((record.aggregate_id, int(record.data["year"])))
+                except (KeyError, TypeError, ValueError):
+                    continue
+        if not wanted:
+            return
+        found: dict[tuple[str, int], list[tuple[date, int, str]]] = {key: [] for key in wanted}
+        subjects = sorted({subject for subject, _ in wanted})
+        for start in range(0, len(subjects), IN_CHUNK):
+            chunk = subjects[start : start + IN_CHUNK]
+            for row in self.conn.execute(_EVALUATIONS_OF_SUBJECTS, {"b_subjects": chunk}):
+                rows = found.get((row.subject_id, row.year))
+                if rows is not None:
+                    rows.append((row.evaluated_on, row.position, row.evaluation_id))
+        self.stored_evaluations.update(found)
 
     def _read_documents(self, statement: Any, ids: list[str], into: dict[str, Doc]) -> None:
         ids = [i for i in ids if i not in into and i not in self.absent]
@@ -415,13 +466,10 @@ class Batch:
         if known is not None:
             held = [self.replications[key] for key in known]
             return len({d["adopting_region"] for d in held if d["status"] == PENERAPAN})
-        stored = self.stored_at_penerapan.get(innovation_id)
-        if stored is None:
+        if innovation_id not in self.stored_at_penerapan:
             # The tables do not change before `flush`, so one read serves the whole batch.
-            stored = {
-                key: region for key, region in self.conn.execute(_AT_PENERAPAN, {"b_id": innovation_id})
-            }
-            self.stored_at_penerapan[innovation_id] = stored
+            self._read_at_penerapan([innovation_id])
+        stored = self.stored_at_penerapan[innovation_id]
         regions_at = {region for key, region in stored.items() if key not in self.replications}
         regions_at.update(
             d["adopting_region"]
@@ -483,14 +531,15 @@ class Batch:
         assert evaluated_on is not None
         key = (subject, year)
         if key not in self.evaluations_of:
-            self.evaluations_of[key] = (
-                []
-                if subject in self.created  # a document of this batch has no evaluations stored before it
-                else [
+            if subject in self.created:  # a document of this batch has no evaluations stored before it
+                self.evaluations_of[key] = []
+            elif key in self.stored_evaluations:
+                self.evaluations_of[key] = list(self.stored_evaluations[key])
+            else:
+                self.evaluations_of[key] = [
                     (row.evaluated_on, row.position, row.evaluation_id)
                     for row in self.conn.execute(_EVALUATIONS_OF, {"b_subject": subject, "b_year": year})
                 ]
-            )
         self.evaluations_of[key].append((evaluated_on, record.position, str(data["evaluation_id"])))
         self.evaluation_rows.append(
             {

@@ -236,6 +236,41 @@ def test_the_watermark_moves_over_more_contiguous_positions_than_it_reads_at_onc
         assert advance_watermark(conn, "audit", [2_600]) == 2_601
 
 
+def test_the_watermark_agrees_with_a_plain_model_over_random_arrivals(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Positions arriving in random batches, out of order and again (as several partitions, redeliveries and
+    consumers of one group bring them), with the held positions read a few at a time: the tracked position is
+    always the end of the contiguous run from the start, and what is held is exactly what arrived above it."""
+    import random
+
+    from projections import tracking
+
+    monkeypatch.setattr(tracking, "WATERMARK_CHUNK", 3)
+    store = fresh_store(tmp_path / "views.sqlite")
+    register(store.begin, ["audit"])
+    rng = random.Random(4)
+    positions = list(range(1, 301))
+    arrivals = positions + rng.sample(positions, 60)  # every position, and some of them twice
+    rng.shuffle(arrivals)
+    arrived: set[int] = set()
+    while arrivals:
+        size = rng.randint(1, 12)
+        batch, arrivals = arrivals[:size], arrivals[size:]
+        arrived.update(batch)
+        expected = 0
+        while expected + 1 in arrived:
+            expected += 1
+        with store.begin() as conn:
+            current = tracking.hold(conn, "audit") if rng.random() < 0.5 else None
+            assert advance_watermark(conn, "audit", batch, current) == expected
+        with store.connect() as conn:
+            held = set(conn.execute(select(applied_positions.c.position)).scalars())
+            assert read_tracked(conn, ["audit"])["audit"].position == expected
+        assert held == {p for p in arrived if p > expected}
+    assert expected == 300 and not held
+
+
 def test_two_consumers_holding_the_same_position_at_once_do_not_fail_on_postgresql(
     postgres_server: str,
 ) -> None:

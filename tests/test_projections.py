@@ -861,6 +861,36 @@ def test_a_batch_lays_records_down_as_one_record_at_a_time_does(network, admin, 
     ]
 
 
+@pytest.mark.parametrize("size", [2, 3, 5, 8])
+def test_batches_over_what_earlier_batches_stored_lay_records_down_as_one_at_a_time_does(
+    network, admin, tmp_path, size
+):
+    """Batches cut anywhere: a batch reads what the earlier ones stored (documents, the replications of an
+    innovation, the evaluations of a subject and year) ahead of its records, and ends as one record at a time."""
+    busy_work(network, range(0, 2))
+    innovation_id = register(network, name="Dinilai")
+    for region in ("35.05", "35.06"):
+        evaluated = UUID(replication(network, innovation_id, region, "penerapan"))
+        for days in (10, 5, 5, 3):
+            network.evaluate_replication(evaluated, evaluation(days_ago(days)))
+    network.revise_innovation(UUID(innovation_id), {"name": "Dinilai Lagi"}, "Ganti nama.")
+    records = read_records(network, 0, 500)
+    one_at_a_time, in_batches = open_views(tmp_path / "one.sqlite"), open_views(tmp_path / "batches.sqlite")
+    for record in records:
+        with one_at_a_time.begin() as conn:
+            IndexProjection().project(conn, record)
+    for start in range(0, len(records), size):
+        with in_batches.begin() as conn:
+            IndexProjection().project_all(conn, records[start : start + size])
+
+    tables = snapshot(in_batches)
+    assert tables == snapshot(one_at_a_time)
+    counted = {row["innovation_id"]: row["doc"]["replication_count"] for row in tables["innovations"]}
+    assert counted[innovation_id] == 2
+    latest = [row for row in tables["evaluations"] if row["latest"]]
+    assert len(latest) == 2 and {row["evaluated_on"] for row in latest} == {days_ago(3)}
+
+
 def test_the_audit_log_takes_each_event_once_from_sparse_and_overlapping_batches(network, admin, tmp_path):
     busy_work(network, range(0, 3))
     records = read_records(network, 0, 500)
