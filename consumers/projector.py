@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 MAX_POLL_RECORDS = 2000  # one view transaction per poll: fewer, larger transactions when behind
 RETRY_SECONDS = 1.0
+# A consumer stopping with the broker away does not wait longer than this for its last commit.
+LAST_COMMIT_TIMEOUT_MS = 5_000
 
 
 def group_of(prefix: str, projection: str) -> str:
@@ -142,8 +144,9 @@ class TopicProjector:
 
     def commit(self) -> None:
         """Commit the offsets after every poll, and wait for the broker's answer (when the consumer stops, every
-        poll having been applied or rewound: a restart then reads nothing again)."""
-        self.consumer.commit()
+        poll having been applied or rewound: a restart then reads nothing again). A broker that does not answer
+        within LAST_COMMIT_TIMEOUT_MS does not hold the stop up: what it misses is read again and skipped."""
+        self.consumer.commit(timeout_ms=LAST_COMMIT_TIMEOUT_MS)
 
     def _one_by_one(self, messages: list[Any]) -> int:
         applied = 0
