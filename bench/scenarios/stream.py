@@ -478,8 +478,12 @@ def raw_round_trips(bootstrap: str, seconds: float) -> list[float]:
                 break
 
     try:
+        # A group that never forms fails the step instead of spinning for ever.
+        deadline = time.monotonic() + 120
         while not consumer.assignment():
             consumer.poll(timeout_ms=100)
+            if time.monotonic() > deadline:
+                raise AssertionError("the raw round-trip consumer was never assigned its topic")
         receiver = threading.Thread(target=receive, daemon=True)
         receiver.start()
         t0 = time.perf_counter()
