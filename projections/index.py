@@ -466,9 +466,7 @@ class Batch:
         if known is not None:
             held = [self.replications[key] for key in known]
             return len({d["adopting_region"] for d in held if d["status"] == PENERAPAN})
-        if innovation_id not in self.stored_at_penerapan:
-            # The tables do not change before `flush`, so one read serves the whole batch.
-            self._read_at_penerapan([innovation_id])
+        self._read_at_penerapan([innovation_id])  # once per batch: the tables do not change before `flush`
         stored = self.stored_at_penerapan[innovation_id]
         regions_at = {region for key, region in stored.items() if key not in self.replications}
         regions_at.update(

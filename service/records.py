@@ -204,17 +204,10 @@ class DirectRecords:
         """The same for a row of the SQLite recorder's `select_rows` (its originator id as the stored hex),
         without the notification and the UUID object."""
         position, originator_id, version, topic, state, hash, prev_hash = row
-        if type(originator_id) is str and len(originator_id) == 32 and _HEX32.fullmatch(originator_id):
-            # str(UUID(hex)) without the object
-            aggregate_id = (
-                f"{originator_id[:8]}-{originator_id[8:12]}-{originator_id[12:16]}-"
-                f"{originator_id[16:20]}-{originator_id[20:]}"
-            )
-        else:
-            try:
-                aggregate_id = str(UUID(str(originator_id)))
-            except ValueError:
-                return None
+        try:
+            aggregate_id = _uuid_hex(originator_id)  # str(UUID(hex)) without the object
+        except Fallback:
+            return None
         return self.record_from(position, aggregate_id, version, topic, state, hash, prev_hash)
 
     def record_from(
