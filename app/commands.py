@@ -17,10 +17,18 @@ from service.network import InnovationNetwork, Outcome
 
 
 def execute(command: Callable[[InnovationNetwork], Outcome]) -> Outcome:
+    """Run a command, unless this is the retry of a keyed request that stored it and died before answering:
+    then its stored outcome is the answer (app/idempotency.py)."""
+    stored = g.pop("stored_outcome", None)
+    if stored is not None:
+        g.answered_from_store = True
+        g.command_stored = True
+        return stored
     who = principal()
     assert who is not None
     with acting_as(Actor(who.subject, who.role, g.request_id)):
         outcome = command(runtime().network)
+    g.command_stored = True
     runtime().runner.wake()
     return outcome
 

@@ -14,7 +14,7 @@ from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from app.auth import Principal
-from app.idempotency import StoredResponse, fingerprint, replayable_headers
+from app.idempotency import Claim, StoredResponse, fingerprint, replayable_headers
 from app.problems import Problem, flatten_messages, problem_response
 from domain.enums import Role
 from domain.errors import AggregateNotFound, InvalidInput, RuleViolation, VersionConflict
@@ -144,9 +144,25 @@ def install(app: Flask) -> None:
             return None
         if not 1 <= len(key) <= 255:
             raise Problem(400, "malformed-request", "An Idempotency-Key is 1 to 255 characters.")
-        claim = runtime().idempotency.claim(
-            who.subject, key, fingerprint(request.method, request.path, request.get_data()), g.request_id
+        keys = runtime().idempotency
+        claim = keys.claim(
+            who.subject,
+            key,
+            fingerprint(request.method, request.path, request.get_data()),
+            g.request_id,
+            runtime().network.known_position(),
         )
+        if claim.outcome == "abandoned":
+            # Its request died without an answer: answer with what it stored, or run the command if it stored
+            # nothing (app/idempotency.py).
+            assert claim.first_request_id is not None
+            stored = runtime().network.stored_outcome(claim.first_request_id, claim.after_position or 0)
+            standing_for = g.request_id if stored is None else claim.first_request_id
+            if keys.take_over(who.subject, key, claim, standing_for):
+                g.idempotency = (who.subject, key)
+                g.stored_outcome = stored
+                return None
+            claim = Claim("in-flight")
         if claim.outcome == "reused":
             raise Problem(
                 422, "idempotency-key-reused", "This Idempotency-Key was used with a different request."
@@ -201,11 +217,13 @@ def install(app: Flask) -> None:
             names = list(_projections_of_view())
             if names:
                 response.headers["X-Projection-Position"] = str(runtime().runner.position_of(names))
+        if g.get("answered_from_store"):
+            response.headers["Idempotent-Replayed"] = "true"
         claimed = g.pop("idempotency", None)
         if claimed is not None:
             subject, key = claimed
             if response.status_code >= 500:
-                runtime().idempotency.release(subject, key)
+                give_up(subject, key)
             else:
                 runtime().idempotency.complete(
                     subject,
@@ -220,7 +238,14 @@ def install(app: Flask) -> None:
     def release_unfinished(error: BaseException | None) -> None:
         claimed = g.pop("idempotency", None)
         if claimed is not None:
-            runtime().idempotency.release(*claimed)
+            give_up(*claimed)
+
+    def give_up(subject: str, key: str) -> None:
+        """A keyed request that cannot answer: its retry runs the command again, unless it was stored."""
+        if g.get("command_stored"):
+            runtime().idempotency.abandon(subject, key)
+        else:
+            runtime().idempotency.release(subject, key)
 
     @app.errorhandler(Problem)
     def problem(error: Problem) -> Response:

@@ -4,7 +4,14 @@ the token's subject and kept for at least 24 hours.
 
 Claims, completions and releases of the requests a process is serving at the same time are written together
 (service/group_commit.GroupCommitter) in one transaction; a claim that finds its key taken inserts nothing and
-is told so alone, and every request goes on only once the transaction holding its write has committed."""
+is told so alone, and every request goes on only once the transaction holding its write has committed.
+
+A request can die after its command was stored and before its answer was kept: its process killed, or an error
+while answering (500). Its key then stays claimed. A retry finds the claim `abandoned` once it is
+ABANDONED_AFTER old, or at once after a 500 that came after the command was stored (`abandon`). The retry
+looks in the event store for what the first request stored (its request id, above the position noted with the
+claim): when it finds it, it answers with that outcome instead of running the command a second time; when not,
+the command was never stored and the retry runs it."""
 
 from __future__ import annotations
 
@@ -43,10 +50,14 @@ class StoredResponse:
 
 @dataclass(frozen=True)
 class Claim:
-    """What became of an attempt to claim a key: ours to run, a stored response, or a conflict."""
+    """What became of an attempt to claim a key: ours to run, a stored response, a conflict, or a claim whose
+    request died without an answer (`first_request_id`, `after_position`, `claimed_at` are that claim's)."""
 
-    outcome: str  # "claimed" | "replay" | "in-flight" | "reused"
+    outcome: str  # "claimed" | "replay" | "in-flight" | "reused" | "abandoned"
     response: StoredResponse | None = None
+    first_request_id: str | None = None
+    after_position: int | None = None
+    claimed_at: datetime | None = None
 
 
 class IdempotencyStore:
@@ -123,11 +134,16 @@ class IdempotencyStore:
         with self.engine.begin() as conn:
             conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < now - KEEP_FOR))
 
-    def claim(self, subject: str, key: str, print_: str, request_id: str) -> Claim:
+    def claim(
+        self, subject: str, key: str, print_: str, request_id: str, after_position: int | None = None
+    ) -> Claim:
+        """Claim a key for a request; `after_position` is at or below the event store's head, so that whatever
+        the request stores lies above it."""
         now = datetime.now(UTC)
         self.purge_expired(now)
         st = self._statements
-        if self._write(st.claim, (subject, key, print_, st.moment(now), request_id), wait_for_disk=False):
+        params = (subject, key, print_, st.moment(now), request_id, after_position)
+        if self._write(st.claim, params, wait_for_disk=False):
             return Claim("claimed")
         with self.engine.begin() as conn:
             row = conn.execute(
@@ -135,22 +151,52 @@ class IdempotencyStore:
                     idempotency_keys.c.subject == subject, idempotency_keys.c.key == key
                 )
             ).first()
-            if row is None:  # released meanwhile: try once more
-                return self.claim(subject, key, print_, request_id)
-            if row.fingerprint != print_:
-                return Claim("reused")
-            if row.state == "done":
-                return Claim("replay", StoredResponse(row.status, dict(row.headers or {}), row.body or b""))
-            created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
-            if now - created > ABANDONED_AFTER:
-                # The first attempt died without an answer (process killed): this attempt takes it over.
-                conn.execute(
-                    update(idempotency_keys)
-                    .where(idempotency_keys.c.subject == subject, idempotency_keys.c.key == key)
-                    .values(created_at=now, request_id=request_id)
+        if row is None:  # released meanwhile: try once more
+            return self.claim(subject, key, print_, request_id, after_position)
+        if row.fingerprint != print_:
+            return Claim("reused")
+        if row.state == "done":
+            return Claim("replay", StoredResponse(row.status, dict(row.headers or {}), row.body or b""))
+        created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+        if now - created > ABANDONED_AFTER:
+            return Claim(
+                "abandoned",
+                first_request_id=row.request_id,
+                after_position=row.after_position,
+                claimed_at=row.created_at,
+            )
+        return Claim("in-flight")
+
+    def take_over(self, subject: str, key: str, abandoned: Claim, request_id: str) -> bool:
+        """Make an abandoned claim this request's; False when another retry took it over first. `request_id` is
+        the request whose stored command the claim stands for from now on: the first request's, when it had
+        stored its command, else this one's."""
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                update(idempotency_keys)
+                .where(
+                    idempotency_keys.c.subject == subject,
+                    idempotency_keys.c.key == key,
+                    idempotency_keys.c.state == "in-flight",
+                    idempotency_keys.c.created_at == abandoned.claimed_at,
                 )
-                return Claim("claimed")
-            return Claim("in-flight")
+                .values(created_at=datetime.now(UTC), request_id=request_id)
+            )
+            return taken.rowcount == 1
+
+    def abandon(self, subject: str, key: str) -> None:
+        """Leave the claim of a request whose command was stored but that could not answer (500), for its retry
+        to take over at once, rather than release it: run again, the command would be stored twice."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(idempotency_keys)
+                .where(
+                    idempotency_keys.c.subject == subject,
+                    idempotency_keys.c.key == key,
+                    idempotency_keys.c.state == "in-flight",
+                )
+                .values(created_at=datetime.now(UTC) - ABANDONED_AFTER - timedelta(seconds=1))
+            )
 
     def complete(self, subject: str, key: str, response: StoredResponse) -> None:
         st = self._statements
@@ -171,8 +217,8 @@ class _Statements:
         json_cast = "" if self.sqlite else "::json"
         table = "idempotency_keys"
         self.claim = (
-            f'INSERT INTO {table} (subject, "key", fingerprint, state, created_at, request_id) '
-            f"VALUES ({p}, {p}, {p}, 'in-flight', {p}, {p}) ON CONFLICT (subject, \"key\") DO NOTHING"
+            f'INSERT INTO {table} (subject, "key", fingerprint, state, created_at, request_id, after_position) '
+            f"VALUES ({p}, {p}, {p}, 'in-flight', {p}, {p}, {p}) ON CONFLICT (subject, \"key\") DO NOTHING"
         )
         self.complete = (
             f"UPDATE {table} SET state = 'done', status = {p}, headers = {p}{json_cast}, body = {p} "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     Integer,
@@ -39,4 +40,7 @@ idempotency_keys = Table(
     Column("headers", JSON, nullable=True),
     Column("body", LargeBinary, nullable=True),
     Column("request_id", Text, nullable=True),
+    # A position at or below the event store's head when the key was claimed: a request that died after its
+    # command was stored stored it above this (app/idempotency.py, `abandoned`).
+    Column("after_position", BigInteger().with_variant(Integer(), "sqlite"), nullable=True),
 )

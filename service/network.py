@@ -52,6 +52,7 @@ RETRY_BACKOFF_MAX_SECONDS = 0.1
 TURN_STRIPES = 1024
 REMEMBERED_FACTS = 100_000
 SNAPSHOT_INTERVAL = 50
+RECORDS_PER_SCAN = 1000
 
 
 class StoreContention(Exception):
@@ -85,6 +86,7 @@ class InnovationNetwork(Application):
         self._regions: dict[UUID, str] = {}
         self._parties: dict[UUID, tuple[str, str]] = {}
         self._deciding = threading.local()
+        self._known_position = 0  # the highest position this process has seen stored
         self._direct = DirectRecords.for_mapper(self.mapper)
         recorder: Any = self.recorder
         recorder.describe = self.canonical_parts
@@ -438,7 +440,37 @@ class InnovationNetwork(Application):
         return found
 
     def head_position(self) -> int:
-        return self.recorder.max_notification_id() or 0
+        head = self.recorder.max_notification_id() or 0
+        self._known_position = max(self._known_position, head)
+        return head
+
+    def known_position(self) -> int:
+        """A position at or below the head, without a query once one is known: the highest this process has
+        stored or read. Whatever a command stores from now on lies above it."""
+        return self._known_position or self.head_position()
+
+    def stored_outcome(self, request_id: str, after: int) -> Outcome | None:
+        """What a request stored, when it stored anything after position `after`: its aggregate at the version
+        the request left it and the position of its last event. For answering a retry of a request that died
+        after its command was stored but before it answered (app/idempotency.py); request ids name one request
+        each (api.md), and a command's events are stored together, one aggregate's, in one transaction."""
+        found: EventRecord | None = None
+        while True:
+            records = self.records_after(after, RECORDS_PER_SCAN)
+            for record in records:
+                if record.request_id == request_id:
+                    found = record
+                elif found is not None:
+                    break
+            else:
+                if len(records) == RECORDS_PER_SCAN:
+                    after = records[-1].position
+                    continue
+            break
+        if found is None:
+            return None
+        aggregate: Any = self.repository.get(UUID(found.aggregate_id), version=found.version)
+        return Outcome(aggregate, found.position)
 
     # --- get, decide, save --------------------------------------------------------------------
 
@@ -546,7 +578,9 @@ class InnovationNetwork(Application):
         repository: Any = self.repository
         if repository.cache:
             repository.publish(aggregate)
-        return Outcome(aggregate, recordings[-1].notification.id)
+        position = recordings[-1].notification.id
+        self._known_position = max(self._known_position, position)
+        return Outcome(aggregate, position)
 
 
 def check_version(aggregate: RecordedAggregate, if_version: int | None) -> None:

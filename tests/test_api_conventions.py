@@ -8,13 +8,16 @@ import dataclasses
 import json
 import logging
 import time
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from conftest import days_ago, innovation_fields
+from sqlalchemy import select, update
 
-from app.idempotency import fingerprint
+from app import commands
+from app.idempotency import ABANDONED_AFTER, fingerprint
+from app.storage import idempotency_keys
 
 INNOVATIONS = "/api/v1/innovations"
 REPLICATIONS = "/api/v1/replications"
@@ -521,6 +524,109 @@ def test_key_released_by_an_unfinished_request_can_be_used_again(api: Any, admin
     )
     api.runtime.idempotency.release("admin-test", "slow")
     assert api.post(INNOVATIONS, body, admin_token, **{"Idempotency-Key": "slow"}).status_code == 201
+
+
+def backdate_claim(api: Any, subject: str, key: str, by: timedelta) -> None:
+    """As if the claim had been made `by` ago (its request died and time went by)."""
+    table = idempotency_keys
+    with api.runtime.views.begin() as conn:
+        claimed_at = conn.execute(
+            select(table.c.created_at).where(table.c.subject == subject, table.c.key == key)
+        ).scalar_one()
+        conn.execute(
+            update(table)
+            .where(table.c.subject == subject, table.c.key == key)
+            .values(created_at=claimed_at - by)
+        )
+
+
+def test_retry_of_a_request_that_died_after_storing_its_command_answers_with_what_it_stored(
+    api: Any, admin_token: str, replication: dict[str, Any]
+) -> None:
+    path = f"{REPLICATIONS}/{replication['id']}/modifications"
+    body = {
+        "component": "teknologi",
+        "nature": "penyesuaian",
+        "core": False,
+        "description": "Dipakai juga di puskesmas.",
+        "reason": "Local conditions.",
+        "recorded_on": days_ago(3).isoformat(),
+    }
+    print_ = fingerprint("POST", path, json.dumps(body).encode())
+    # The first request claimed its key, stored its command and died before it could keep its answer.
+    keys = api.runtime.idempotency
+    assert keys.claim("admin-test", "died", print_, "req-died", head(api)).outcome == "claimed"
+    stored = ok(api.post(path, body, admin_token, **{"X-Request-ID": "req-died"}))
+    assert stored["version"] == replication["version"] + 1
+    before = head(api)
+    soon = api.post(path, body, admin_token, **{"Idempotency-Key": "died"})
+    problem_of(soon, 409, "idempotency-key-in-flight")  # it may still be running
+    backdate_claim(api, "admin-test", "died", ABANDONED_AFTER + timedelta(seconds=5))
+
+    retry = api.post(path, body, admin_token, **{"Idempotency-Key": "died"})
+    assert ok(retry) == stored
+    assert retry.headers["ETag"] == f'"{stored["version"]}"'
+    assert int(retry.headers["X-Event-Position"]) == before
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert head(api) == before  # not stored a second time
+    again = api.post(path, body, admin_token, **{"Idempotency-Key": "died"})
+    assert again.get_json() == retry.get_json()
+    assert again.headers["X-Event-Position"] == retry.headers["X-Event-Position"]
+    assert head(api) == before
+
+
+def test_retry_of_a_request_that_died_before_storing_its_command_runs_it(api: Any, admin_token: str) -> None:
+    body = registration()
+    print_ = fingerprint("POST", INNOVATIONS, json.dumps(body).encode())
+    keys = api.runtime.idempotency
+    assert keys.claim("admin-test", "died-early", print_, "req-gone", head(api)).outcome == "claimed"
+    backdate_claim(api, "admin-test", "died-early", ABANDONED_AFTER + timedelta(seconds=5))
+    before = head(api)
+    retry = api.post(INNOVATIONS, body, admin_token, **{"Idempotency-Key": "died-early"})
+    assert retry.status_code == 201
+    assert "Idempotent-Replayed" not in retry.headers
+    assert head(api) == before + 1
+    again = api.post(INNOVATIONS, body, admin_token, **{"Idempotency-Key": "died-early"})
+    assert again.get_json() == retry.get_json()
+    assert head(api) == before + 1
+
+
+def test_an_abandoned_claim_is_taken_over_by_one_retry_only(api: Any) -> None:
+    keys = api.runtime.idempotency
+    assert keys.claim("admin-test", "twice", "print", "req-1", 0).outcome == "claimed"
+    backdate_claim(api, "admin-test", "twice", ABANDONED_AFTER + timedelta(seconds=5))
+    first, second = (keys.claim("admin-test", "twice", "print", f"req-{n}", 0) for n in (2, 3))
+    assert first.outcome == second.outcome == "abandoned"
+    assert first.first_request_id == "req-1"
+    assert keys.take_over("admin-test", "twice", first, "req-2")
+    assert not keys.take_over("admin-test", "twice", second, "req-3")
+    assert keys.claim("admin-test", "twice", "print", "req-4", 0).outcome == "in-flight"
+
+
+def test_a_request_that_failed_after_storing_its_command_is_not_stored_again_by_its_retry(
+    api: Any, admin_token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answer = commands.innovation_resource
+    failures = []
+
+    def fails_once(*args: Any) -> Any:
+        if not failures:
+            failures.append(args)
+            raise RuntimeError("the answer could not be made")
+        return answer(*args)
+
+    monkeypatch.setattr(commands, "innovation_resource", fails_once)
+    body = registration()
+    before = head(api)
+    first = api.post(INNOVATIONS, body, admin_token, **{"Idempotency-Key": "answer-failed"})
+    problem_of(first, 500, "internal-error")
+    assert head(api) == before + 1  # stored, though not answered
+    retry = api.post(INNOVATIONS, body, admin_token, **{"Idempotency-Key": "answer-failed"})
+    assert retry.status_code == 201
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.headers["X-Event-Position"] == str(before + 1)
+    assert head(api) == before + 1
+    assert retry.get_json()["name"] == body["name"]
 
 
 @pytest.mark.parametrize("key", ["", "k" * 256])
