@@ -1,0 +1,178 @@
+"""Where the CPU of the HTTP scenario goes: server and load generator, per request, for `/healthz` and for the
+command mix, on the same `puja serve` as `bench.run --only http` starts.
+
+On two cores shared by the server (and the database) and the 16 client threads, both phases run CPU-bound, so
+their throughput ratio is about the ratio of the CPU each request costs in all:
+
+    commands/s / healthz/s  ~  (server + client per healthz) / (server + client per command)
+
+CPU times are far steadier than requests per second on a busy machine: a change to the command path shows here as
+server milliseconds per command, from one run. The server's CPU is read from /proc for gunicorn's arbiter and its
+workers (user + system), the client's from this process's rusage.
+
+    .venv/bin/python -m bench.cpu                                  # SQLite, 8 s per phase
+    .venv/bin/python -m bench.cpu --backend postgres --seconds 10 --no-idempotency-keys
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+
+from bench.common import run_concurrent
+from bench.pg import PostgresCluster
+from bench.server import ServerProcess
+from bench.workload import HttpExecutor, MixLog, Pairs, mixes, register_innovations_http
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_tree_cpu(pid: int) -> tuple[float, float]:
+    """(user, system) seconds of a process and its children, as /proc has them now."""
+    user = system = 0
+    for task in [pid, *children(pid)]:
+        try:
+            fields = Path(f"/proc/{task}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue  # a worker that ended meanwhile
+        user, system = user + int(fields[11]), system + int(fields[12])
+    return user / TICKS, system / TICKS
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue
+    return found
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Phase:
+    """Server and client CPU over one measured run of `run_concurrent`."""
+
+    def __init__(self, name: str, server_pid: int) -> None:
+        self.name = name
+        self.server_pid = server_pid
+
+    def measure(self, run: Callable[[], object]) -> None:
+        user0, system0 = process_tree_cpu(self.server_pid)
+        client0 = own_cpu()
+        measurement = run()
+        user1, system1 = process_tree_cpu(self.server_pid)
+        self.client = own_cpu() - client0
+        self.server_user, self.server_system = user1 - user0, system1 - system0
+        self.ops = measurement.ops  # type: ignore[attr-defined]
+        self.rate = measurement.rate  # type: ignore[attr-defined]
+        self.errors = measurement.errors  # type: ignore[attr-defined]
+
+    def per_request_ms(self) -> tuple[float, float, float]:
+        """(server, of it system, client) milliseconds per request."""
+        n = max(self.ops, 1)
+        return (
+            (self.server_user + self.server_system) / n * 1000,
+            self.server_system / n * 1000,
+            self.client / n * 1000,
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.cpu", description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds of each phase")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--no-idempotency-keys", dest="idempotency", action="store_false")
+    args = parser.parse_args(argv)
+
+    from app.runtime import Runtime
+    from app.settings import Settings
+
+    workdir = Path(tempfile.mkdtemp(prefix="puja-bench-cpu-"))
+    cluster = PostgresCluster() if args.backend == "postgres" else None
+    try:
+        database_url = None
+        if cluster is not None:
+            cluster.start()
+            database_url = cluster.database("bench_cpu")
+        runtime = Runtime.open(Settings(data_dir=workdir / "var", database_url=database_url))
+        try:
+            operator = runtime.tokens.create("bench-operator", "admin")
+            evaluator = runtime.tokens.create("bench-evaluator", "evaluator")
+        finally:
+            runtime.close()
+        bootstrap = "puja_bench_" + secrets.token_urlsafe(16)
+        server = ServerProcess(
+            workdir,
+            database_url=database_url,
+            bootstrap_token=bootstrap,
+            workers=args.workers,
+            threads=args.threads,
+        )
+        try:
+            server.wait_ready()
+            innovations = register_innovations_http(server.url, bootstrap)
+            server.wait_projections()
+
+            def healthz_client(_: int) -> Callable[[], None]:
+                session = requests.Session()
+                url = server.url + "/healthz"
+                return lambda: session.get(url, timeout=60).raise_for_status()
+
+            healthz = Phase("GET /healthz", server.process.pid)
+            healthz.measure(lambda: run_concurrent(healthz_client, args.clients, args.seconds, warmup=1))
+            commands = Phase("commands", server.process.pid)
+            log = MixLog()
+            executors = mixes(
+                Pairs(innovations),
+                lambda _: HttpExecutor(server.url, operator, evaluator, args.idempotency),
+                log,
+            )
+            commands.measure(lambda: run_concurrent(executors, args.clients, args.seconds, warmup=1))
+            lag = server.projection_lag()
+        finally:
+            server.stop()
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    keys = "with" if args.idempotency else "without"
+    print(
+        f"{args.backend}, {args.workers} workers x {args.threads} threads, {args.clients} clients, "
+        f"{keys} Idempotency-Key; load average {os.getloadavg()[0]:.1f}"
+    )
+    print(f"{'phase':<14}{'req/s':>8}{'server ms':>11}{'of it sys':>11}{'client ms':>11}{'total ms':>10}")
+    totals = {}
+    for phase in (healthz, commands):
+        server_ms, system_ms, client_ms = phase.per_request_ms()
+        totals[phase.name] = server_ms + client_ms
+        print(
+            f"{phase.name:<14}{phase.rate:>8.0f}{server_ms:>11.2f}{system_ms:>11.2f}{client_ms:>11.2f}"
+            f"{server_ms + client_ms:>10.2f}"
+        )
+    print(
+        f"ratio measured {commands.rate / healthz.rate:.3f}; "
+        f"from CPU per request {totals['GET /healthz'] / totals['commands']:.3f}; "
+        f"errors {healthz.errors + commands.errors}; projection lag after the load {lag}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
