@@ -156,7 +156,12 @@ def install(app: Flask) -> None:
             # Its request died without an answer: answer with what it stored, or run the command if it stored
             # nothing (app/idempotency.py).
             assert claim.first_request_id is not None
-            stored = runtime().network.stored_outcome(claim.first_request_id, claim.after_position or 0)
+            named = (request.view_args or {}).get("replication_id") or (request.view_args or {}).get(
+                "innovation_id"
+            )
+            stored = runtime().network.stored_outcome(
+                claim.first_request_id, who.subject, claim.after_position or 0, named
+            )
             standing_for = g.request_id if stored is None else claim.first_request_id
             if keys.take_over(who.subject, key, claim, standing_for):
                 g.idempotency = (who.subject, key)

@@ -449,16 +449,24 @@ class InnovationNetwork(Application):
         stored or read. Whatever a command stores from now on lies above it."""
         return self._known_position or self.head_position()
 
-    def stored_outcome(self, request_id: str, after: int) -> Outcome | None:
+    def stored_outcome(
+        self, request_id: str, actor: str, after: int, aggregate_id: UUID | None = None
+    ) -> Outcome | None:
         """What a request stored, when it stored anything after position `after`: its aggregate at the version
         the request left it and the position of its last event. For answering a retry of a request that died
-        after its command was stored but before it answered (app/idempotency.py); request ids name one request
-        each (api.md), and a command's events are stored together, one aggregate's, in one transaction."""
+        after its command was stored but before it answered (app/idempotency.py). A command's events are one
+        aggregate's, stored together in one transaction; they are told by the request id, the actor and, when
+        the request named it, the aggregate (a client may send the same X-Request-ID twice)."""
+        wanted = None if aggregate_id is None else str(aggregate_id)
         found: EventRecord | None = None
         while True:
             records = self.records_after(after, RECORDS_PER_SCAN)
             for record in records:
-                if record.request_id == request_id:
+                if (
+                    record.request_id == request_id
+                    and record.actor == actor
+                    and (wanted is None or record.aggregate_id == wanted)
+                ):
                     found = record
                 elif found is not None:
                     break

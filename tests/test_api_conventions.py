@@ -591,6 +591,26 @@ def test_retry_of_a_request_that_died_before_storing_its_command_runs_it(api: An
     assert head(api) == before + 1
 
 
+def test_retry_is_not_answered_with_another_command_that_reused_the_request_id(
+    api: Any, admin_token: str, innovation: dict[str, Any], replication: dict[str, Any]
+) -> None:
+    other = ok(api.post(REPLICATIONS, proposal(innovation["id"], "35.06"), admin_token), 201)
+    path = f"{REPLICATIONS}/{replication['id']}/agreement"
+    print_ = fingerprint("POST", path, json.dumps(agreement()).encode())
+    keys = api.runtime.idempotency
+    assert keys.claim("admin-test", "reused-id", print_, "req-same", head(api)).outcome == "claimed"
+    # The first request died before storing; the client then sent another command with the same request id.
+    other_path = f"{REPLICATIONS}/{other['id']}/agreement"
+    ok(api.post(other_path, agreement(), admin_token, **{"X-Request-ID": "req-same"}))
+    backdate_claim(api, "admin-test", "reused-id", ABANDONED_AFTER + timedelta(seconds=5))
+    before = head(api)
+    retry = api.post(path, agreement(), admin_token, **{"Idempotency-Key": "reused-id"})
+    assert ok(retry)["id"] == replication["id"]
+    assert ok(retry)["status"] == "disepakati"
+    assert "Idempotent-Replayed" not in retry.headers
+    assert head(api) == before + 1
+
+
 def test_an_abandoned_claim_is_taken_over_by_one_retry_only(api: Any) -> None:
     keys = api.runtime.idempotency
     assert keys.claim("admin-test", "twice", "print", "req-1", 0).outcome == "claimed"
