@@ -8,7 +8,8 @@ their throughput ratio is about the ratio of the CPU each request costs in all:
 
 CPU times are far steadier than requests per second on a busy machine: a change to the command path shows here as
 server milliseconds per command, from one run. The server's CPU is read from /proc for gunicorn's arbiter and its
-workers (user + system), the client's from this process's rusage.
+workers (user + system), PostgreSQL's for its postmaster and backends (on that backend), the client's from this
+process's rusage.
 
     .venv/bin/python -m bench.cpu                                  # SQLite, 8 s per phase
     .venv/bin/python -m bench.cpu --backend postgres --seconds 10 --no-idempotency-keys
@@ -62,31 +63,40 @@ def own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-class Phase:
-    """Server and client CPU over one measured run of `run_concurrent`."""
+def postmaster_pid(cluster: PostgresCluster) -> int:
+    return int((cluster.dir / "data" / "postmaster.pid").read_text().split()[0])
 
-    def __init__(self, name: str, server_pid: int) -> None:
+
+class Phase:
+    """Server, database and client CPU over one measured run of `run_concurrent`."""
+
+    def __init__(self, name: str, server_pid: int, database_pid: int | None) -> None:
         self.name = name
         self.server_pid = server_pid
+        self.database_pid = database_pid
+
+    def _database_cpu(self) -> float:
+        return sum(process_tree_cpu(self.database_pid)) if self.database_pid else 0.0
 
     def measure(self, run: Callable[[], object]) -> None:
         user0, system0 = process_tree_cpu(self.server_pid)
-        client0 = own_cpu()
+        database0, client0 = self._database_cpu(), own_cpu()
         measurement = run()
         user1, system1 = process_tree_cpu(self.server_pid)
-        self.client = own_cpu() - client0
+        self.database, self.client = self._database_cpu() - database0, own_cpu() - client0
         self.server_user, self.server_system = user1 - user0, system1 - system0
         self.ops = measurement.ops  # type: ignore[attr-defined]
         self.rate = measurement.rate  # type: ignore[attr-defined]
         self.errors = measurement.errors  # type: ignore[attr-defined]
 
-    def per_request_ms(self) -> tuple[float, float, float]:
-        """(server, of it system, client) milliseconds per request."""
-        n = max(self.ops, 1)
+    def per_request_ms(self) -> tuple[float, float, float, float]:
+        """(server, of it system, database, client) milliseconds per request."""
+        n = max(self.ops, 1) / 1000
         return (
-            (self.server_user + self.server_system) / n * 1000,
-            self.server_system / n * 1000,
-            self.client / n * 1000,
+            (self.server_user + self.server_system) / n,
+            self.server_system / n,
+            self.database / n,
+            self.client / n,
         )
 
 
@@ -134,9 +144,10 @@ def main(argv: list[str] | None = None) -> int:
                 url = server.url + "/healthz"
                 return lambda: session.get(url, timeout=60).raise_for_status()
 
-            healthz = Phase("GET /healthz", server.process.pid)
+            database_pid = postmaster_pid(cluster) if cluster is not None else None
+            healthz = Phase("GET /healthz", server.process.pid, database_pid)
             healthz.measure(lambda: run_concurrent(healthz_client, args.clients, args.seconds, warmup=1))
-            commands = Phase("commands", server.process.pid)
+            commands = Phase("commands", server.process.pid, database_pid)
             log = MixLog()
             executors = mixes(
                 Pairs(innovations),
@@ -157,14 +168,17 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.backend}, {args.workers} workers x {args.threads} threads, {args.clients} clients, "
         f"{keys} Idempotency-Key; load average {os.getloadavg()[0]:.1f}"
     )
-    print(f"{'phase':<14}{'req/s':>8}{'server ms':>11}{'of it sys':>11}{'client ms':>11}{'total ms':>10}")
+    print(
+        f"{'phase':<14}{'req/s':>8}{'server ms':>11}{'of it sys':>11}{'database ms':>13}{'client ms':>11}"
+        f"{'total ms':>10}"
+    )
     totals = {}
     for phase in (healthz, commands):
-        server_ms, system_ms, client_ms = phase.per_request_ms()
-        totals[phase.name] = server_ms + client_ms
+        server_ms, system_ms, database_ms, client_ms = phase.per_request_ms()
+        totals[phase.name] = server_ms + database_ms + client_ms
         print(
-            f"{phase.name:<14}{phase.rate:>8.0f}{server_ms:>11.2f}{system_ms:>11.2f}{client_ms:>11.2f}"
-            f"{server_ms + client_ms:>10.2f}"
+            f"{phase.name:<14}{phase.rate:>8.0f}{server_ms:>11.2f}{system_ms:>11.2f}{database_ms:>13.2f}"
+            f"{client_ms:>11.2f}{totals[phase.name]:>10.2f}"
         )
     print(
         f"ratio measured {commands.rate / healthz.rate:.3f}; "

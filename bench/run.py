@@ -86,7 +86,7 @@ def plan(ctx: Context, only: list[str]) -> list[tuple[str, str, Callable[[], lis
         for backend in ctx.backends:
             steps.append(("http", backend, functools.partial(http.run, ctx, backend), http.STEPS_PER_BACKEND))
     if "app" in only:
-        steps.append(("app", "postgres", functools.partial(app_layer.run, ctx), 3 + len({1, ctx.clients})))
+        steps.append(("app", "postgres", functools.partial(app_layer.run, ctx), 4 + len({1, ctx.clients})))
     if "snapshots" in only:
         for backend in ctx.backends:
             run = functools.partial(snapshots.run, ctx, backend)

@@ -1,7 +1,9 @@
 """Commands/s of the application layer without HTTP on PostgreSQL (InnovationNetwork in-process, the same
 mix as through HTTP), with 1 client and with N, beside the commit ceiling of the same database at the same
 concurrency: pgbench running single-row INSERT transactions into a scratch table (and, for a ceiling that pays
-a Python client's costs too, a psycopg loop doing the same)."""
+a Python client's costs too, a psycopg loop doing the same). Informative, the raw library's own `save()` of one
+event per call at the same concurrency against the same ceiling: what the event-store library reaches before
+any rule, guard or domain logic of ours."""
 
 from __future__ import annotations
 
@@ -10,9 +12,8 @@ from collections.abc import Callable
 from bench.common import Measurement, Row, run_concurrent
 from bench.context import Context
 from bench.pg import PAYLOAD, pgbench_insert_loop, pgbench_path
+from bench.raw import RawLibrary, raw_env, saver
 from bench.workload import AppExecutor, MixLog, Pairs, mixes, register_innovations_app
-
-STEPS = 5
 
 
 def run(ctx: Context) -> list[Row]:
@@ -54,6 +55,22 @@ def run(ctx: Context) -> list[Row]:
     with ctx.step("app/postgres: psycopg insert loop"):
         for clients in concurrencies:
             loop[clients] = psycopg_insert_loop(url, clients, sizes.seconds, sizes.warmup, ctx)
+    raw: dict[int, Measurement] = {}
+    with ctx.step("app/postgres: raw library save()"):
+        library = RawLibrary(
+            env=raw_env(
+                "postgres",
+                sqlite_path=workdir / "unused-raw.sqlite",
+                database_url=ctx.database("bench_app_raw"),
+            )
+        )
+        try:
+            for clients in concurrencies:
+                raw[clients] = run_concurrent(
+                    saver(library), clients, sizes.seconds, warmup=sizes.warmup, stop=ctx.stop
+                )
+        finally:
+            library.close()
 
     ctx.details["app/postgres"] = {
         "commands": {c: m.summary() for c, m in commands.items()},
@@ -61,6 +78,7 @@ def run(ctx: Context) -> list[Row]:
         "pgbench": {c: m.summary() for c, m in ceiling.items()},
         "pgbench_command": command_line,
         "psycopg_loop": {c: m.summary() for c, m in loop.items()},
+        "raw_library_save": {c: m.summary() for c, m in raw.items()},
     }
     rows = []
     for clients in concurrencies:
@@ -106,6 +124,26 @@ def run(ctx: Context) -> list[Row]:
                     baseline_n=loop[clients].ops,
                     notes="informative: the ceiling as a Python client sees it",
                     **common,  # type: ignore[arg-type]
+                )
+            )
+            rows.append(
+                Row(
+                    scenario=f"raw library save() x{clients} / commit ceiling",
+                    backend="postgres",
+                    measured=raw[clients].rate,
+                    baseline=ceiling[clients].rate,
+                    unit="/s",
+                    p50_ms=raw[clients].p(50),
+                    p95_ms=raw[clients].p(95),
+                    p99_ms=raw[clients].p(99),
+                    n=raw[clients].ops,
+                    errors=raw[clients].errors,
+                    baseline_name=f"pgbench, {clients} client(s), one single-row INSERT per transaction",
+                    baseline_p50_ms=ceiling[clients].p(50),
+                    baseline_p99_ms=ceiling[clients].p(99),
+                    baseline_n=ceiling[clients].ops,
+                    notes="informative: eventsourcing's Application.save() of one event per call, its own "
+                    "recorder, no rules of ours",
                 )
             )
     return rows
