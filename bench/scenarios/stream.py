@@ -30,7 +30,7 @@ from typing import Any
 from bench.common import Row, free_port, percentile
 from bench.context import Context
 
-STEPS_PER_BACKEND = 7  # and one to start the broker
+STEPS_PER_BACKEND = 8  # and one to start the broker
 RATE = 200  # commands per second in the latency scenario
 CLIENTS = 4  # threads issuing them, RATE / CLIENTS each
 POSITIONS = ("index", "audit", "relay")
@@ -192,7 +192,11 @@ def throughput(ctx: Context, bootstrap: str, backend: str) -> list[Row]:
             relay_position = positions(runtime.views, ("relay",))
 
         with ctx.step(f"stream/{backend}: raw kafka-python consume"):
-            raw_seconds, raw_count = raw_consume(bootstrap, prefix)
+            messages: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]] = []
+            raw_seconds, raw_count = raw_consume(bootstrap, prefix, messages)
+
+        with ctx.step(f"stream/{backend}: raw kafka-python produce"):
+            produce_seconds = raw_produce(bootstrap, messages)
 
         with ctx.step(f"stream/{backend}: in-process runner, same store"):
             local = ViewStore(
@@ -227,6 +231,7 @@ def throughput(ctx: Context, bootstrap: str, backend: str) -> list[Row]:
         ),
         "relay_position_at_end": relay_position,
         "raw_consume_seconds": round(raw_seconds, 3),
+        "raw_produce_seconds": round(produce_seconds, 3),
         "raw_messages": raw_count,
         "in_process_runner_seconds": round(runner_seconds, 2),
     }
@@ -243,6 +248,14 @@ def throughput(ctx: Context, bootstrap: str, backend: str) -> list[Row]:
             **common,
         ),
         Row(
+            scenario=f"stream end to end ({head:,} events) / raw Kafka produce",
+            baseline=len(messages) / produce_seconds,
+            baseline_name="kafka-python KafkaProducer with the relay's settings sending the same messages again",
+            baseline_n=len(messages),
+            notes="informative: every event passes a kafka-python producer once, so this bounds the stream",
+            **common,
+        ),
+        Row(
             scenario=f"stream end to end ({head:,} events) / in-process runner",
             baseline=head / runner_seconds,
             baseline_name="ProjectionRunner.catch_up() of both projections from the same store",
@@ -253,7 +266,11 @@ def throughput(ctx: Context, bootstrap: str, backend: str) -> list[Row]:
     ]
 
 
-def raw_consume(bootstrap: str, prefix: str) -> tuple[float, int]:
+def raw_consume(
+    bootstrap: str, prefix: str, keep: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]] | None = None
+) -> tuple[float, int]:
+    """Seconds to read every message of the topics from the start, and how many; `keep` collects them
+    (topic, key, value, headers) after the clock has stopped."""
     from kafka import KafkaConsumer
 
     from consumers.relay import topics
@@ -279,15 +296,49 @@ def raw_consume(bootstrap: str, prefix: str) -> tuple[float, int]:
         starts, ends = consumer.beginning_offsets(assigned), consumer.end_offsets(assigned)
         expected = sum(ends[tp] - starts[tp] for tp in assigned)
         count = 0
+        batches = []
         t0 = time.perf_counter()
         while count < expected:
             for batch in consumer.poll(timeout_ms=1000).values():
                 count += len(batch)
+                batches.append(batch)
             if time.monotonic() > deadline:
                 raise AssertionError(f"the raw consumer read {count} of {expected} messages")
-        return time.perf_counter() - t0, count
+        seconds = time.perf_counter() - t0
+        if keep is not None:
+            keep.extend(
+                (m.topic, m.key, m.value, [(k, bytes(v)) for k, v in m.headers]) for b in batches for m in b
+            )
+        return seconds, count
     finally:
         consumer.close()
+
+
+def raw_produce(bootstrap: str, messages: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]]) -> float:
+    """Seconds for a plain kafka-python producer with the relay's settings (`acks=all`, idempotent, the same
+    linger and batch size) to send these messages, already serialised, to scratch copies of their topics, in
+    the relay's batches of 1,000 (each flushed and acknowledged)."""
+    from consumers.relay import ensure_topics, make_producer
+
+    scratch = f"rawproduce{uuid.uuid4().hex[:6]}"
+    ensure_topics(bootstrap, scratch)
+    producer = make_producer(bootstrap)
+    producer.config["key_serializer"] = producer.config["value_serializer"] = None  # bytes as they are
+    renamed = {topic: scratch + topic[topic.index(".") :] for topic, _, _, _ in messages}
+    try:
+        producer.send(next(iter(renamed.values())), value=b"{}").get(timeout=30)  # metadata, connection
+        t0 = time.perf_counter()
+        for start in range(0, len(messages), 1000):
+            futures = [
+                producer.send(renamed[topic], key=key, value=value, headers=headers)
+                for topic, key, value, headers in messages[start : start + 1000]
+            ]
+            producer.flush()
+            for future in futures:
+                future.get(timeout=30)
+        return time.perf_counter() - t0
+    finally:
+        producer.close()
 
 
 def latency(ctx: Context, bootstrap: str, backend: str) -> list[Row]:
