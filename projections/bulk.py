@@ -10,7 +10,6 @@ written by `json_text` as SQLAlchemy writes them (`ViewStore` makes its engine w
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -18,6 +17,8 @@ from typing import Any
 import orjson
 from psycopg.types.json import Json
 from sqlalchemy import JSON, Connection, Date, Table
+
+from domain.published import has_long_number
 
 _JSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
@@ -33,10 +34,6 @@ def json_text(value: Any) -> str:
         return json.dumps(value)
 
 
-_LONG_NUMBER = re.compile(r"\d{19}")
-_LONG_NUMBER_BYTES = re.compile(rb"\d{19}")
-
-
 def json_value(text: str | bytes | memoryview) -> Any:
     """The value of a JSON text as the json module reads it, through orjson where that gives the same value:
     not for integers beyond 64 bits (which orjson reads as floats; any run of 19 digits, also one inside a
@@ -44,8 +41,8 @@ def json_value(text: str | bytes | memoryview) -> Any:
     the text as str, psycopg as bytes."""
     if isinstance(text, memoryview):
         text = bytes(text)
-    long_number = _LONG_NUMBER if isinstance(text, str) else _LONG_NUMBER_BYTES
-    if long_number.search(text) is None:  # type: ignore[arg-type]
+    utf8 = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    if not has_long_number(utf8):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:

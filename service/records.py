@@ -35,7 +35,7 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import resolve_topic
 
 from domain.aggregate import event_type
-from domain.published import BASE_FIELDS, EventRecord
+from domain.published import BASE_FIELDS, EventRecord, has_long_number
 from service.transcoder import SEGMENTED, DateAsISO, ModificationLogAsSegment, StoreTranscoder
 
 _HEX32 = re.compile(r"[0-9a-f]{32}")
@@ -44,16 +44,6 @@ _HEX32 = re.compile(r"[0-9a-f]{32}")
 _ISOFORMAT_WITH_MICROSECONDS = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}[+-][0-9]{2}:[0-9]{2}"
 )
-
-
-# orjson reads an integer beyond 64 bits as a float, where the library's json keeps it exact: any run of 19 or more
-# digits (also one inside a string, which only costs the long way) sends the event the library's way.
-DIGITS_AS_ONES = bytes(0x31 if 0x30 <= byte <= 0x39 else 0x2E for byte in range(256))
-LONG_NUMBER = b"1" * 19
-
-
-def has_long_number(state: bytes) -> bool:
-    return LONG_NUMBER in state.translate(DIGITS_AS_ONES)  # faster than a regular expression
 
 
 assert {
@@ -226,7 +216,8 @@ class DirectRecords:
             return None
         if type(state) is not bytes:
             state = bytes(state)
-        if state[:1] == SEGMENTED or LONG_NUMBER in state.translate(DIGITS_AS_ONES):
+        # A run of 19 digits sends the event the library's way (its json keeps such integers exact).
+        if state[:1] == SEGMENTED or has_long_number(state):
             return None
         aggregate_type, type_name, class_version = kind
         wrappers = state.count(b'"_type_"')  # one per wrapper (a quote inside a JSON string is escaped)

@@ -1,15 +1,19 @@
 """The view store on SQLite: writers in several processes (two stream consumers and the relay) share one write
-lock, and a writer that has waited long must still get it as soon as it is free."""
+lock, and a writer that has waited long must still get it as soon as it is free; JSON columns read back as the
+json module reads them."""
 
 from __future__ import annotations
 
+import json
 import statistics
 import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
+from projections.bulk import json_value
 from projections.store import WAL_AUTOCHECKPOINT, WAL_SIZE_LIMIT, ViewStore
 
 
@@ -66,3 +70,21 @@ def test_view_store_connections_keep_their_durability_and_copy_the_wal_less_ofte
         "wal_autocheckpoint": WAL_AUTOCHECKPOINT,
         "journal_size_limit": WAL_SIZE_LIMIT,
     }
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"n": 1234567890123456789012, "when": "2026-11-28"}',  # beyond 64 bits: exact, as json reads it
+        '{"n": 123456789012345678}',  # 18 digits: orjson's way, the same value
+        '{"id": "١٢٣٤٥٦٧٨٩٠١٢٣٤٥٦٧٨٩٠", "n": 9223372036854775807}',  # other digits in a string; 19 ASCII ones
+        '{"x": NaN, "y": -Infinity}',  # refused by orjson
+        '{"nama": "Inovasi Pelayanan Terpadu \\u00e9 ✓", "skor": [1.5, 2, null, true]}',
+    ],
+)
+def test_json_columns_read_as_the_json_module_reads_them(text: str) -> None:
+    expected = json.loads(text)
+    for given in (text, text.encode(), memoryview(text.encode())):
+        value = json_value(given)
+        assert json.dumps(value, sort_keys=True) == json.dumps(expected, sort_keys=True)
+        assert [type(v) for v in value.values()] == [type(v) for v in expected.values()]
