@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import secrets
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -30,7 +29,7 @@ import requests
 
 from bench.common import run_concurrent
 from bench.pg import PostgresCluster
-from bench.server import ServerProcess
+from bench.server import serve
 from bench.workload import HttpExecutor, MixLog, Pairs, mixes, register_innovations_http
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -110,9 +109,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-idempotency-keys", dest="idempotency", action="store_false")
     args = parser.parse_args(argv)
 
-    from app.runtime import Runtime
-    from app.settings import Settings
-
     workdir = Path(tempfile.mkdtemp(prefix="puja-bench-cpu-"))
     cluster = PostgresCluster() if args.backend == "postgres" else None
     try:
@@ -120,23 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         if cluster is not None:
             cluster.start()
             database_url = cluster.database("bench_cpu")
-        runtime = Runtime.open(Settings(data_dir=workdir / "var", database_url=database_url))
-        try:
-            operator = runtime.tokens.create("bench-operator", "admin")
-            evaluator = runtime.tokens.create("bench-evaluator", "evaluator")
-        finally:
-            runtime.close()
-        bootstrap = "puja_bench_" + secrets.token_urlsafe(16)
-        server = ServerProcess(
-            workdir,
-            database_url=database_url,
-            bootstrap_token=bootstrap,
-            workers=args.workers,
-            threads=args.threads,
-        )
+        served = serve(workdir, database_url=database_url, workers=args.workers, threads=args.threads)
+        server, operator, evaluator = served.server, served.operator, served.evaluator
         try:
             server.wait_ready()
-            innovations = register_innovations_http(server.url, bootstrap)
+            innovations = register_innovations_http(server.url, served.bootstrap)
             server.wait_projections()
 
             def healthz_client(_: int) -> Callable[[], None]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -108,3 +110,32 @@ class ServerProcess:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+@dataclass
+class Served:
+    """A `puja serve` for the HTTP measurements, and the tokens its clients send."""
+
+    server: ServerProcess
+    bootstrap: str  # the first-run admin token, for registering the innovations
+    operator: str
+    evaluator: str
+
+
+def serve(workdir: Path, *, database_url: str | None, workers: int, threads: int) -> Served:
+    """Tables, migrations and the clients' tokens made before the workers start (as `puja tokens` does), then
+    the server started (not yet waited for: `wait_ready`)."""
+    from app.runtime import Runtime
+    from app.settings import Settings
+
+    runtime = Runtime.open(Settings(data_dir=workdir / "var", database_url=database_url))
+    try:
+        operator = runtime.tokens.create("bench-operator", "admin")
+        evaluator = runtime.tokens.create("bench-evaluator", "evaluator")
+    finally:
+        runtime.close()
+    bootstrap = "puja_bench_" + secrets.token_urlsafe(16)
+    server = ServerProcess(
+        workdir, database_url=database_url, bootstrap_token=bootstrap, workers=workers, threads=threads
+    )
+    return Served(server, bootstrap, operator, evaluator)

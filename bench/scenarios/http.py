@@ -4,7 +4,6 @@ two baselines of the same run: GET /healthz of the same server at the same concu
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 
 import requests
@@ -12,38 +11,22 @@ import requests
 from bench.common import Row, run_concurrent
 from bench.context import Context
 from bench.raw import RawLibrary, raw_env, saver
-from bench.server import ServerProcess
+from bench.server import serve
 from bench.workload import HttpExecutor, MixLog, Pairs, mixes, register_innovations_http
 
 STEPS_PER_BACKEND = 4
 
 
 def run(ctx: Context, backend: str) -> list[Row]:
-    from app.runtime import Runtime
-    from app.settings import Settings
-
     workdir = ctx.scratch(f"http-{backend}")
     sizes = ctx.sizes
     with ctx.step(f"http/{backend}: start server"):
         database_url = ctx.database("bench_http") if backend == "postgres" else None
-        # Tables, migrations and the tokens the clients use, before the workers start (as `puja tokens`).
-        runtime = Runtime.open(Settings(data_dir=workdir / "var", database_url=database_url))
-        try:
-            operator = runtime.tokens.create("bench-operator", "admin")
-            evaluator = runtime.tokens.create("bench-evaluator", "evaluator")
-        finally:
-            runtime.close()
-        bootstrap = "puja_bench_" + secrets.token_urlsafe(16)
-        server = ServerProcess(
-            workdir,
-            database_url=database_url,
-            bootstrap_token=bootstrap,
-            workers=ctx.workers,
-            threads=ctx.threads,
-        )
+        served = serve(workdir, database_url=database_url, workers=ctx.workers, threads=ctx.threads)
+    server, operator, evaluator = served.server, served.operator, served.evaluator
     try:
         server.wait_ready()
-        innovations = register_innovations_http(server.url, bootstrap)
+        innovations = register_innovations_http(server.url, served.bootstrap)
         server.wait_projections()
 
         with ctx.step(f"http/{backend}: GET /healthz x{ctx.clients}"):
