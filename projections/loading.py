@@ -9,8 +9,10 @@ stay, they are what keeps an event from being laid down twice.
 
 A load that is cut short (a crash, a kill) leaves the tables without those indexes: correct, only slower to
 query. Whoever applies the projection next restores them before it applies anything (`restore_indexes`, by the
-runner's first catch-up and by a topic consumer's start), and so does the end of every load. Migrations never
-see the difference: the indexes are the ones the metadata (and so the migrations) declare.
+runner's first catch-up and by a topic consumer's start), and so does the end of every load. The indexes are
+the ones the metadata (and so the migrations) declare, so the schema never differs from the migrations' once they
+are back; but migrations run at start-up before the runner restores them, so a migration that drops or changes
+one of these indexes should do so `if_exists`, for a store whose first load was killed.
 """
 
 from __future__ import annotations
