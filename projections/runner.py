@@ -71,6 +71,7 @@ class ProjectionRunner:
         self._failures: dict[str, tuple[tuple[int | None, str], float]] = {}
         self._catching_up = threading.RLock()  # taken by a catch-up and again by the applying in it
         self._registered = False
+        self._loading: list[Projection] = []  # projections loaded without their secondary indexes
         self._wakeup = threading.Event()
         self._urgent = threading.Event()
         self._stopping = threading.Event()
@@ -89,12 +90,16 @@ class ProjectionRunner:
 
     def _catch_up(self, interrupted: Callable[[], bool]) -> int:
         with self._catching_up:
-            loading = self._start() if not self._registered else []
+            if not self._registered:
+                self._loading = self._start()
             try:
                 return self._apply_waiting(interrupted)
             finally:
-                for projection in loading:  # also when stopped or failed: the tables are queried meanwhile
-                    restore_indexes(self.store, projection)
+                # Also when stopped or failed: the tables are queried meanwhile. A build that fails is tried again
+                # after the next catch-up.
+                while self._loading:
+                    restore_indexes(self.store, self._loading[0])
+                    self._loading.pop(0)
 
     def _start(self) -> list[Projection]:
         """Once, before this runner first applies: every projection's tracking row, and its indexes. A projection

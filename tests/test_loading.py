@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, delete, event, func, select
+from sqlalchemy.exc import OperationalError
 from test_rebuild import digests, random_commands, reading
 
 from app.runtime import Runtime
 from consumers.projector import TopicProjector
 from projections import all_projections
+from projections import runner as runner_module
 from projections.audit import AuditProjection
 from projections.index import IndexProjection
 from projections.loading import deferred_indexes, drop_deferred_indexes, present_indexes
@@ -136,6 +138,31 @@ def test_a_rebuild_fills_its_fresh_tables_without_the_secondary_indexes_and_swap
     for projection in all_projections():
         rebuild(runtime.views, projection, batch_size=33, **reading(runtime))
     assert digests(runtime) == before
+    with runtime.views.connect() as conn:
+        assert indexes(conn) == declared()
+
+
+def test_indexes_whose_build_failed_at_the_end_of_a_load_are_built_after_the_next_catch_up(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    random_commands(runtime.network, seed=38, count=120)
+    head = runtime.network.head_position()
+    runner = runner_of(runtime, 1)
+    build = runner_module.restore_indexes
+    failures = iter([OperationalError("CREATE INDEX", {}, Exception("the store went away"))])
+
+    def failing_once(store: Any, projection: Projection) -> list[str]:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return build(store, projection)
+
+    monkeypatch.setattr(runner_module, "restore_indexes", failing_once)
+    with pytest.raises(OperationalError):
+        runner.catch_up()
+    with runtime.views.connect() as conn:
+        assert set().union(*indexes(conn).values()) & DEFERRED != DEFERRED  # some still missing
+    assert runner.catch_up() == head
     with runtime.views.connect() as conn:
         assert indexes(conn) == declared()
 
