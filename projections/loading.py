@@ -25,9 +25,10 @@ from sqlalchemy.schema import CreateIndex, DropIndex
 from projections.store import ViewStore
 from projections.tracking import Projection, hold
 
-# How many events ahead of an empty projection make a load without its secondary indexes worth it. Below it the
-# load takes seconds anyway and the live behaviour (every index there from the first row, so queries served
-# meanwhile stay fast) is kept; docs/performance.md has the measurements.
+# How many events ahead of an empty projection make a load without its secondary indexes worth it. On SQLite no
+# difference could be measured at 20,000-50,000 events (the indexes still fit SQLite's page cache), while at 100,000
+# and 200,000 a catch-up took 20-35 % less time. Below it the live behaviour is kept: every index there from the first
+# row, so queries served meanwhile stay fast.
 LOAD_WITHOUT_INDEXES_FROM = 50_000
 
 
