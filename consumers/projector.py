@@ -21,8 +21,9 @@ from sqlalchemy.exc import OperationalError
 
 from consumers.envelope import TYPE_PREFIX
 from domain.published import EventRecord
+from projections.loading import restore_indexes
 from projections.store import ViewStore
-from projections.tracking import advance_watermark, hold, register
+from projections.tracking import Projection, advance_watermark, hold, register
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,8 @@ class TopicProjector:
         self.dead_letters = dead_letters
         self.group = group
         register(store.begin, [projection.name])
+        if isinstance(projection, Projection):  # indexes a load cut short left out (projections/loading.py)
+            restore_indexes(store, projection)
 
     def poll_once(self, timeout_ms: int = 500) -> int:
         """Apply one poll's messages and commit their offsets; returns how many events were applied.

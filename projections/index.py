@@ -74,6 +74,11 @@ class MissingDocument(LookupError):
 class IndexProjection(Projection):
     name = "index"
     tables = INDEX_TABLES
+    # A batch reads the stored replications of an innovation (and which are at penerapan) and the evaluations of
+    # a (subject, year); everything else it reads or updates by primary key.
+    indexes_read_while_applying = frozenset(
+        {"replications_by_innovation_status", "evaluations_by_subject_year"}
+    )
 
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {

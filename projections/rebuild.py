@@ -31,6 +31,7 @@ from sqlalchemy import Connection, Table, func, select, text
 from sqlalchemy.engine import make_url
 
 from domain.published import EventRecord
+from projections.loading import create_missing_indexes, drop_deferred_indexes
 from projections.runner import collector_held
 from projections.store import ViewStore
 from projections.tables import applied_positions, metadata, projection_positions
@@ -102,6 +103,7 @@ def rebuild(
         scratch.create()
         try:
             _build(scratch, projection, read, batch_size, progress)
+            scratch.index()
             position = scratch.swap(read, batch_size)
         finally:
             scratch.drop()
@@ -240,16 +242,31 @@ class Scratch:
                 conn.commit()
 
     def create(self) -> None:
-        """Empty fresh tables (whatever an interrupted run left is dropped first)."""
+        """Empty fresh tables (whatever an interrupted run left is dropped first), without the secondary indexes
+        that applying does not read (projections/loading.py): they are built once over the loaded rows, where
+        the swap needs them (`index`)."""
         self.drop()
         if self.path is not None:
             self.own = ViewStore(f"sqlite:///{self.path}")
             metadata.create_all(self.own.engine, tables=self.tables, checkfirst=False)
+            with self.own.begin() as conn:
+                drop_deferred_indexes(conn, self.projection)
             return
         with self.store.begin() as conn:
             conn.exec_driver_sql(f'CREATE SCHEMA "{self.schema}"')
             with translated(conn, self.schema):
                 metadata.create_all(conn, tables=self.tables, checkfirst=False)
+                drop_deferred_indexes(conn, self.projection)
+
+    def index(self) -> None:
+        """Build the indexes the fresh tables were filled without, where they are swapped in with them
+        (PostgreSQL moves the tables). On SQLite the swap copies the rows into the live tables, whose indexes
+        stay, so the fresh file never needs them. Before the swap, so that its transaction (which holds the
+        live projection's writers) stays short."""
+        if self.path is not None:
+            return
+        with self.store.begin(wait_for_disk=False) as conn, translated(conn, self.schema):
+            create_missing_indexes(conn, self.projection.tables, schema=self.schema)
 
     def drop(self) -> None:
         if self.path is not None:

@@ -18,8 +18,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from domain.published import EventRecord
+from projections.loading import LOAD_WITHOUT_INDEXES_FROM, restore_indexes, start_load
 from projections.store import ViewStore
-from projections.tracking import Applies, read_tracked, register
+from projections.tracking import Applies, Projection, read_tracked, register
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class ProjectionRunner:
         poll_interval: float = POLL_INTERVAL,
         leads: Callable[[], bool] = lambda: True,
         gather: float = GATHER,
+        load_without_indexes_from: int = LOAD_WITHOUT_INDEXES_FROM,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size is at least 1")
@@ -63,11 +65,13 @@ class ProjectionRunner:
         self.poll_interval = poll_interval
         self.leads = leads
         self.gather = gather
+        self.load_without_indexes_from = load_without_indexes_from
         self._applied = threading.Condition()
         self._positions: dict[str, int] = {}
         self._failures: dict[str, tuple[tuple[int | None, str], float]] = {}
-        self._catching_up = threading.Lock()
+        self._catching_up = threading.RLock()  # taken by a catch-up and again by the applying in it
         self._registered = False
+        self._loading: list[Projection] = []  # projections loaded without their secondary indexes
         self._wakeup = threading.Event()
         self._urgent = threading.Event()
         self._stopping = threading.Event()
@@ -87,8 +91,38 @@ class ProjectionRunner:
     def _catch_up(self, interrupted: Callable[[], bool]) -> int:
         with self._catching_up:
             if not self._registered:
-                register(self.store.begin, self.names)
-                self._registered = True
+                self._loading = self._start()
+            try:
+                return self._apply_waiting(interrupted)
+            finally:
+                # Also when stopped or failed: the tables are queried meanwhile. A build that fails is tried again
+                # after the next catch-up.
+                while self._loading:
+                    restore_indexes(self.store, self._loading[0])
+                    self._loading.pop(0)
+
+    def _start(self) -> list[Projection]:
+        """Once, before this runner first applies: every projection's tracking row, and its indexes. A projection
+        with nothing applied, empty tables and a long log ahead is loaded without its secondary indexes (built at
+        the end; projections/loading.py): those returned. Any other gets back the indexes a load cut short (a
+        crash) left out."""
+        register(self.store.begin, self.names)
+        ahead = self.head()
+        loading: list[Projection] = []
+        for projection in self.projections:
+            if not isinstance(projection, Projection) or not projection.tables:
+                continue
+            if ahead >= self.load_without_indexes_from and start_load(self.store, projection):
+                loading.append(projection)
+            else:
+                restore_indexes(self.store, projection)
+        self._registered = True
+        return loading
+
+    def _apply_waiting(self, interrupted: Callable[[], bool]) -> int:
+        """Apply what is waiting, round after round, until every projection reached the head (or failed, or the
+        run is interrupted); returns the position every projection has reached."""
+        with self._catching_up:
             failed: set[str] = set()
             positions = self._refresh_positions()
             while not interrupted():

@@ -34,6 +34,9 @@ class Projection:
 
     name: str = ""
     tables: tuple[Table, ...] = ()
+    # The secondary indexes its own reads while applying need (by name): kept when it is loaded into empty
+    # tables without the others (projections/loading.py).
+    indexes_read_while_applying: frozenset[str] = frozenset()
 
     def apply(self, conn: Connection, record: EventRecord) -> None:
         if claim(conn, self.name, record.position):
