@@ -191,12 +191,13 @@ def throughput(ctx: Context, bootstrap: str, backend: str) -> list[Row]:
                 stream_seconds = time.perf_counter() - started_at
             relay_position = positions(runtime.views, ("relay",))
 
+        # CPU seconds beside each baseline's wall seconds: how much of a core each rate took.
         with ctx.step(f"stream/{backend}: raw kafka-python consume"):
             messages: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]] = []
-            raw_seconds, raw_count = raw_consume(bootstrap, prefix, messages)
+            raw_seconds, raw_count, raw_cpu = raw_consume(bootstrap, prefix, messages)
 
         with ctx.step(f"stream/{backend}: raw kafka-python produce"):
-            produce_seconds = raw_produce(bootstrap, messages)
+            produce_seconds, produce_cpu = raw_produce(bootstrap, messages)
 
         with ctx.step(f"stream/{backend}: in-process runner, same store"):
             local = ViewStore(
@@ -211,9 +212,9 @@ def throughput(ctx: Context, bootstrap: str, backend: str) -> list[Row]:
                 runtime.network.head_position,
                 [IndexProjection(), AuditProjection()],
             )
-            t0 = time.perf_counter()
+            t0, cpu = time.perf_counter(), time.process_time()
             runner.catch_up()
-            runner_seconds = time.perf_counter() - t0
+            runner_seconds, runner_cpu = time.perf_counter() - t0, time.process_time() - cpu
             local.dispose()
     finally:
         runtime.close()
@@ -231,9 +232,12 @@ def throughput(ctx: Context, bootstrap: str, backend: str) -> list[Row]:
         ),
         "relay_position_at_end": relay_position,
         "raw_consume_seconds": round(raw_seconds, 3),
+        "raw_consume_cpu_seconds": round(raw_cpu, 3),
         "raw_produce_seconds": round(produce_seconds, 3),
+        "raw_produce_cpu_seconds": round(produce_cpu, 3),
         "raw_messages": raw_count,
         "in_process_runner_seconds": round(runner_seconds, 2),
+        "in_process_runner_cpu_seconds": round(runner_cpu, 2),
     }
     common: dict[str, Any] = {"backend": backend, "measured": stream_rate, "unit": "ev/s", "n": head}
     return [
@@ -268,9 +272,9 @@ def throughput(ctx: Context, bootstrap: str, backend: str) -> list[Row]:
 
 def raw_consume(
     bootstrap: str, prefix: str, keep: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]] | None = None
-) -> tuple[float, int]:
-    """Seconds to read every message of the topics from the start, and how many; `keep` collects them
-    (topic, key, value, headers) after the clock has stopped."""
+) -> tuple[float, int, float]:
+    """Seconds to read every message of the topics from the start, how many, and the CPU seconds of the reading;
+    `keep` collects them (topic, key, value, headers) after the clock has stopped."""
     from kafka import KafkaConsumer
 
     from consumers.relay import topics
@@ -291,19 +295,19 @@ def raw_consume(
         expected = sum(ends[tp] - starts[tp] for tp in assigned)
         count = 0
         batches = []
-        t0 = time.perf_counter()
+        t0, cpu = time.perf_counter(), time.process_time()
         while count < expected:
             for batch in consumer.poll(timeout_ms=1000).values():
                 count += len(batch)
                 batches.append(batch)
             if time.monotonic() > deadline:
                 raise AssertionError(f"the raw consumer read {count} of {expected} messages")
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu
         if keep is not None:
             keep.extend(
                 (m.topic, m.key, m.value, [(k, bytes(v)) for k, v in m.headers]) for b in batches for m in b
             )
-        return seconds, count
+        return seconds, count, cpu
     finally:
         consumer.close()
 
@@ -314,8 +318,10 @@ def all_partitions(consumer: Any, names: list[str]) -> list[Any]:
     return [TopicPartition(name, p) for name in names for p in sorted(consumer.partitions_for_topic(name))]
 
 
-def raw_produce(bootstrap: str, messages: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]]) -> float:
-    """Seconds for a plain kafka-python producer with the relay's settings (`acks=all`, idempotent, the same
+def raw_produce(
+    bootstrap: str, messages: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]]
+) -> tuple[float, float]:
+    """Seconds (and CPU seconds, its sender thread's included) for a plain kafka-python producer with the relay's settings (`acks=all`, idempotent, the same
     linger and batch size) to send these messages, already serialised, to scratch copies of their topics, in
     the relay's batches of 1,000 (each flushed and acknowledged)."""
     from consumers.relay import ensure_topics, make_producer
@@ -327,7 +333,7 @@ def raw_produce(bootstrap: str, messages: list[tuple[str, bytes, bytes, list[tup
     renamed = {topic: scratch + topic[topic.index(".") :] for topic, _, _, _ in messages}
     try:
         producer.send(next(iter(renamed.values())), value=b"{}").get(timeout=30)  # metadata, connection
-        t0 = time.perf_counter()
+        t0, cpu = time.perf_counter(), time.process_time()
         for start in range(0, len(messages), 1000):
             futures = [
                 producer.send(renamed[topic], key=key, value=value, headers=headers)
@@ -336,7 +342,7 @@ def raw_produce(bootstrap: str, messages: list[tuple[str, bytes, bytes, list[tup
             producer.flush()
             for future in futures:
                 future.get(timeout=30)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - cpu
     finally:
         producer.close()
 
