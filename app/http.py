@@ -156,9 +156,8 @@ def install(app: Flask) -> None:
             # Its request died without an answer: answer with what it stored, or run the command if it stored
             # nothing (app/idempotency.py).
             assert claim.first_request_id is not None
-            named = (request.view_args or {}).get("replication_id") or (request.view_args or {}).get(
-                "innovation_id"
-            )
+            args = request.view_args or {}
+            named = args.get("replication_id") or args.get("innovation_id")
             stored = runtime().network.stored_outcome(
                 claim.first_request_id, who.subject, claim.after_position or 0, named
             )

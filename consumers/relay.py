@@ -37,6 +37,7 @@ IDLE_POLL_MAX_SECONDS = (
     0.1  # the longest it waits once the log has been quiet for a while (doubling up to it)
 )
 RETRY_SECONDS = 1.0
+PUBLISH_BATCH = 1000  # events read, sent and acknowledged together before the position moves
 
 
 def topics(prefix: str) -> list[str]:
@@ -65,18 +66,19 @@ class CloudEventSerializer(Serializer):
         return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def make_producer(bootstrap: str) -> KafkaProducer:
-    return KafkaProducer(
-        bootstrap_servers=bootstrap,
-        client_id="puja-relay",
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=20,  # fuller batches, fewer requests and wake-ups of the sender: a burst goes out faster
-        batch_size=256 * 1024,
-        max_block_ms=10_000,  # a broker that is down fails the batch soon; the relay retries it whole
-        key_serializer=KeySerializer(),
-        value_serializer=CloudEventSerializer(),
-    )
+def make_producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
+    """The relay's producer (`overrides`: other settings, e.g. no serializers for bytes already serialised)."""
+    settings: dict[str, Any] = {
+        "client_id": "puja-relay",
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 20,  # fuller batches, fewer requests and wake-ups of the sender: a burst goes out faster
+        "batch_size": 256 * 1024,
+        "max_block_ms": 10_000,  # a broker that is down fails the batch soon; the relay retries it whole
+        "key_serializer": KeySerializer(),
+        "value_serializer": CloudEventSerializer(),
+    }
+    return KafkaProducer(bootstrap_servers=bootstrap, **{**settings, **overrides})
 
 
 class Relay:
@@ -91,7 +93,7 @@ class Relay:
         read: Callable[[int, int], Sequence[EventRecord]],
         producer: Any,
         prefix: str = "puja",
-        batch_size: int = 1000,
+        batch_size: int = PUBLISH_BATCH,
     ) -> None:
         self.store = store
         self.read = read

@@ -69,7 +69,7 @@ class ProjectionRunner:
         self._applied = threading.Condition()
         self._positions: dict[str, int] = {}
         self._failures: dict[str, tuple[tuple[int | None, str], float]] = {}
-        self._catching_up = threading.RLock()  # taken by a catch-up and again by the applying in it
+        self._catching_up = threading.Lock()
         self._registered = False
         self._loading: list[Projection] = []  # projections loaded without their secondary indexes
         self._wakeup = threading.Event()
@@ -121,37 +121,36 @@ class ProjectionRunner:
 
     def _apply_waiting(self, interrupted: Callable[[], bool]) -> int:
         """Apply what is waiting, round after round, until every projection reached the head (or failed, or the
-        run is interrupted); returns the position every projection has reached."""
-        with self._catching_up:
-            failed: set[str] = set()
-            positions = self._refresh_positions()
-            while not interrupted():
-                pending = [p for p in self.projections if p.name not in failed]
-                if not pending or min(positions[p.name] for p in pending) >= self.head():
-                    break
-                progressed = False
-                following: dict[int, list[Applies]] = {}  # projections by the position they are at
-                for projection in pending:
-                    following.setdefault(positions[projection.name], []).append(projection)
-                for after, group in following.items():
-                    with collector_held():
-                        records = self._read_run(after)
-                        if not records:
-                            continue
-                        if len(group) > 1 and self._apply_together(group, records):
+        run is interrupted); returns the position every projection has reached. Called under `_catching_up`."""
+        failed: set[str] = set()
+        positions = self._refresh_positions()
+        while not interrupted():
+            pending = [p for p in self.projections if p.name not in failed]
+            if not pending or min(positions[p.name] for p in pending) >= self.head():
+                break
+            progressed = False
+            following: dict[int, list[Applies]] = {}  # projections by the position they are at
+            for projection in pending:
+                following.setdefault(positions[projection.name], []).append(projection)
+            for after, group in following.items():
+                with collector_held():
+                    records = self._read_run(after)
+                    if not records:
+                        continue
+                    if len(group) > 1 and self._apply_together(group, records):
+                        progressed = True
+                        continue
+                    for projection in group:
+                        if self._apply_batch(projection, records):
                             progressed = True
-                            continue
-                        for projection in group:
-                            if self._apply_batch(projection, records):
-                                progressed = True
-                            else:
-                                failed.add(projection.name)
-                if not progressed:
-                    break
-                # Where this round left each projection (its batches committed them): no need to read it back.
-                with self._applied:
-                    positions = {name: self._positions.get(name, 0) for name in self.names}
-            return min((self._positions.get(name, 0) for name in self.names), default=0)
+                        else:
+                            failed.add(projection.name)
+            if not progressed:
+                break
+            # Where this round left each projection (its batches committed them): no need to read it back.
+            with self._applied:
+                positions = {name: self._positions.get(name, 0) for name in self.names}
+        return min((self._positions.get(name, 0) for name in self.names), default=0)
 
     def _read_run(self, after: int) -> list[EventRecord]:
         """The records after a position: up to `apply_reads` reads of `batch_size` when that many are waiting (a

@@ -458,7 +458,7 @@ class InnovationNetwork(Application):
         aggregate's, stored together in one transaction; they are told by the request id, the actor and, when
         the request named it, the aggregate (a client may send the same X-Request-ID twice)."""
         wanted = None if aggregate_id is None else str(aggregate_id)
-        found: EventRecord | None = None
+        last: EventRecord | None = None  # the request's last event so far
         while True:
             records = self.records_after(after, RECORDS_PER_SCAN)
             for record in records:
@@ -467,18 +467,16 @@ class InnovationNetwork(Application):
                     and record.actor == actor
                     and (wanted is None or record.aggregate_id == wanted)
                 ):
-                    found = record
-                elif found is not None:
-                    break
-            else:
-                if len(records) == RECORDS_PER_SCAN:
-                    after = records[-1].position
-                    continue
-            break
-        if found is None:
-            return None
-        aggregate: Any = self.repository.get(UUID(found.aggregate_id), version=found.version)
-        return Outcome(aggregate, found.position)
+                    last = record
+                elif last is not None:
+                    return self._outcome_at(last)  # its events are contiguous: the first other one ends them
+            if len(records) < RECORDS_PER_SCAN:
+                return None if last is None else self._outcome_at(last)
+            after = records[-1].position
+
+    def _outcome_at(self, record: EventRecord) -> Outcome:
+        aggregate: Any = self.repository.get(UUID(record.aggregate_id), version=record.version)
+        return Outcome(aggregate, record.position)
 
     # --- get, decide, save --------------------------------------------------------------------
 

@@ -321,23 +321,22 @@ def all_partitions(consumer: Any, names: list[str]) -> list[Any]:
 def raw_produce(
     bootstrap: str, messages: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]]
 ) -> tuple[float, float]:
-    """Seconds (and CPU seconds, its sender thread's included) for a plain kafka-python producer with the relay's settings (`acks=all`, idempotent, the same
-    linger and batch size) to send these messages, already serialised, to scratch copies of their topics, in
-    the relay's batches of 1,000 (each flushed and acknowledged)."""
-    from consumers.relay import ensure_topics, make_producer
+    """Seconds (and CPU seconds, its sender thread's included) for a plain kafka-python producer with the relay's
+    settings (`acks=all`, idempotent, the same linger and batch size) to send these messages, already
+    serialised, to scratch copies of their topics, in the relay's batches (each flushed and acknowledged)."""
+    from consumers.relay import PUBLISH_BATCH, ensure_topics, make_producer
 
     scratch = f"rawproduce{uuid.uuid4().hex[:6]}"
     ensure_topics(bootstrap, scratch)
-    producer = make_producer(bootstrap)
-    producer.config["key_serializer"] = producer.config["value_serializer"] = None  # bytes as they are
+    producer = make_producer(bootstrap, key_serializer=None, value_serializer=None)  # bytes as they are
     renamed = {topic: scratch + topic[topic.index(".") :] for topic, _, _, _ in messages}
     try:
         producer.send(next(iter(renamed.values())), value=b"{}").get(timeout=30)  # metadata, connection
         t0, cpu = time.perf_counter(), time.process_time()
-        for start in range(0, len(messages), 1000):
+        for start in range(0, len(messages), PUBLISH_BATCH):
             futures = [
                 producer.send(renamed[topic], key=key, value=value, headers=headers)
-                for topic, key, value, headers in messages[start : start + 1000]
+                for topic, key, value, headers in messages[start : start + PUBLISH_BATCH]
             ]
             producer.flush()
             for future in futures:
