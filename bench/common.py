@@ -7,7 +7,7 @@ import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -201,6 +201,64 @@ def run_concurrent(
         clients=clients,
         error_kinds=error_kinds,
         window=(window["begin"], window["end"]),
+    )
+
+
+def run_alternating(
+    phases: Mapping[str, Callable[[int], Operation]],
+    clients: int,
+    seconds: float,
+    rounds: int,
+    *,
+    warmup: float = 0.0,
+    stop: threading.Event | None = None,
+    before: Callable[[str], None] | None = None,
+    after: Callable[[str, Measurement], float] | None = None,
+) -> tuple[dict[str, Measurement], list[dict[str, float]]]:
+    """Measure several loads on the same server in alternating windows (`seconds` of each load in all, split
+    into `rounds` windows, the order reversed every other round), so that a machine whose speed drifts during
+    the run (other tenants, clock) weighs on every load alike and their ratio keeps still. Each client's
+    operation is made once per load and goes on from window to window (a command mix keeps its lifecycles).
+    `before(name)` runs before each window of a load, `after(name, window)` after it and returns seconds to
+    add to that window's measured time (e.g. the work the window left behind). Returns each load's windows
+    pooled into one Measurement, and the rate of every window, round by round."""
+    made = {name: [make(i) for i in range(clients)] for name, make in phases.items()}
+
+    def each_own(name: str) -> Callable[[int], Operation]:
+        return made[name].__getitem__
+
+    if warmup > 0:
+        for name in phases:
+            run_concurrent(each_own(name), clients, 0.0, warmup=warmup, stop=stop)
+    pooled: dict[str, list[Measurement]] = {name: [] for name in phases}
+    per_round: list[dict[str, float]] = []
+    for round_ in range(rounds):
+        order = list(phases) if round_ % 2 == 0 else list(reversed(list(phases)))
+        rates: dict[str, float] = {}
+        for name in order:
+            if before is not None:
+                before(name)
+            window = run_concurrent(each_own(name), clients, seconds / rounds, stop=stop)
+            if after is not None:
+                window.seconds += after(name, window)
+            pooled[name].append(window)
+            rates[name] = window.rate
+        per_round.append(rates)
+    return {name: _pooled(windows) for name, windows in pooled.items()}, per_round
+
+
+def _pooled(windows: Sequence[Measurement]) -> Measurement:
+    kinds: Counter[str] = Counter()
+    for window in windows:
+        kinds.update(window.error_kinds)
+    return Measurement(
+        ops=sum(w.ops for w in windows),
+        errors=sum(w.errors for w in windows),
+        seconds=sum(w.seconds for w in windows),
+        latencies_ms=[ms for w in windows for ms in w.latencies_ms],
+        clients=windows[0].clients,
+        error_kinds=kinds,
+        window=(windows[0].window[0], windows[-1].window[1]),
     )
 
 

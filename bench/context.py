@@ -18,6 +18,7 @@ from bench.pg import PostgresCluster
 class Sizes:
     seconds: float  # each measured window of a load
     warmup: float  # before each measured window, not counted
+    rounds: int  # loads compared on one server alternate in this many windows (bench.common.run_alternating)
     snapshot_events: int
     snapshot_samples: int
     full_replays: int
@@ -31,6 +32,7 @@ class Sizes:
         return cls(
             seconds=10,
             warmup=2,
+            rounds=5,
             snapshot_events=10_000,
             snapshot_samples=300,
             full_replays=5,
@@ -44,6 +46,7 @@ class Sizes:
         return cls(
             seconds=3,
             warmup=1,
+            rounds=3,
             snapshot_events=2_000,
             snapshot_samples=100,
             full_replays=3,

@@ -9,9 +9,10 @@ their throughput ratio is about the ratio of the CPU each request costs in all:
 CPU times are far steadier than requests per second on a busy machine: a change to the command path shows here as
 server milliseconds per command, from one run. The server's CPU is read from /proc for gunicorn's arbiter and its
 workers (user + system), PostgreSQL's for its postmaster and backends (on that backend), the client's from this
-process's rusage.
+process's rusage. The phases alternate in windows (`--rounds`, bench.common.run_alternating), so that a drift in
+the machine's speed weighs on both alike; a commands window includes the projections' catch-up after it.
 
-    .venv/bin/python -m bench.cpu                                  # SQLite, 8 s per phase
+    .venv/bin/python -m bench.cpu                                  # SQLite, 8 s of each phase in 4 windows
     .venv/bin/python -m bench.cpu --backend postgres --seconds 10 --no-idempotency-keys
 """
 
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import requests
 
-from bench.common import run_concurrent
+from bench.common import Measurement, run_alternating
 from bench.pg import PostgresCluster
 from bench.server import serve
 from bench.workload import HttpExecutor, MixLog, Pairs, mixes, register_innovations_http
@@ -67,26 +68,36 @@ def postmaster_pid(cluster: PostgresCluster) -> int:
 
 
 class Phase:
-    """Server, database and client CPU over one measured run of `run_concurrent`."""
+    """Server, database and client CPU over the measured windows of one load (bench.common.run_alternating)."""
 
     def __init__(self, name: str, server_pid: int, database_pid: int | None) -> None:
         self.name = name
         self.server_pid = server_pid
         self.database_pid = database_pid
+        self.server_user = self.server_system = self.database = self.client = 0.0
+        self._start = (0.0, 0.0, 0.0, 0.0)
 
     def _database_cpu(self) -> float:
         return sum(process_tree_cpu(self.database_pid)) if self.database_pid else 0.0
 
-    def measure(self, run: Callable[[], object]) -> None:
-        user0, system0 = process_tree_cpu(self.server_pid)
-        database0, client0 = self._database_cpu(), own_cpu()
-        measurement = run()
-        user1, system1 = process_tree_cpu(self.server_pid)
-        self.database, self.client = self._database_cpu() - database0, own_cpu() - client0
-        self.server_user, self.server_system = user1 - user0, system1 - system0
-        self.ops = measurement.ops  # type: ignore[attr-defined]
-        self.rate = measurement.rate  # type: ignore[attr-defined]
-        self.errors = measurement.errors  # type: ignore[attr-defined]
+    def _now(self) -> tuple[float, float, float, float]:
+        user, system = process_tree_cpu(self.server_pid)
+        return user, system, self._database_cpu(), own_cpu()
+
+    def begin(self) -> None:
+        self._start = self._now()
+
+    def end(self) -> None:
+        user, system, database, client = (b - a for a, b in zip(self._start, self._now(), strict=True))
+        self.server_user += user
+        self.server_system += system
+        self.database += database
+        self.client += client
+
+    def measured(self, measurement: Measurement) -> None:
+        self.ops = measurement.ops
+        self.rate = measurement.rate
+        self.errors = measurement.errors
 
     def per_request_ms(self) -> tuple[float, float, float, float]:
         """(server, of it system, database, client) milliseconds per request."""
@@ -103,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.cpu", description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds of each phase")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating windows of each phase")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
@@ -130,15 +142,34 @@ def main(argv: list[str] | None = None) -> int:
 
             database_pid = postmaster_pid(cluster) if cluster is not None else None
             healthz = Phase("GET /healthz", server.process.pid, database_pid)
-            healthz.measure(lambda: run_concurrent(healthz_client, args.clients, args.seconds, warmup=1))
             commands = Phase("commands", server.process.pid, database_pid)
+            phases = {phase.name: phase for phase in (healthz, commands)}
+
+            def settle(name: str, _: Measurement) -> float:
+                """A commands window is charged the projections' catch-up after it: its time and CPU."""
+                waited = server.wait_projections(interval=0.02) if name == "commands" else 0.0
+                phases[name].end()
+                return waited
+
             log = MixLog()
-            executors = mixes(
-                Pairs(innovations),
-                lambda _: HttpExecutor(server.url, operator, evaluator, args.idempotency),
-                log,
+            loads, _ = run_alternating(
+                {
+                    healthz.name: healthz_client,
+                    commands.name: mixes(
+                        Pairs(innovations),
+                        lambda _: HttpExecutor(server.url, operator, evaluator, args.idempotency),
+                        log,
+                    ),
+                },
+                args.clients,
+                args.seconds,
+                args.rounds,
+                warmup=1,
+                before=lambda name: phases[name].begin(),
+                after=settle,
             )
-            commands.measure(lambda: run_concurrent(executors, args.clients, args.seconds, warmup=1))
+            for name, phase in phases.items():
+                phase.measured(loads[name])
             lag = server.projection_lag()
         finally:
             server.stop()

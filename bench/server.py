@@ -78,13 +78,14 @@ class ServerProcess:
             return None
         return max((int(p["lag"]) for p in items), default=0)
 
-    def wait_projections(self, timeout: float = 300) -> float:
-        """Wait until the projections have applied everything; returns the seconds it took."""
+    def wait_projections(self, timeout: float = 300, interval: float = 0.2) -> float:
+        """Wait until the projections have applied everything, asking every `interval` seconds; returns the
+        seconds it took."""
         start = time.monotonic()
         while time.monotonic() - start < timeout:
             if self.projection_lag() == 0:
                 break
-            time.sleep(0.2)
+            time.sleep(interval)
         return time.monotonic() - start
 
     def log_tail(self, lines: int = 30) -> str:

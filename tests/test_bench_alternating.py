@@ -1,0 +1,47 @@
+"""The bench's alternating windows (bench.common.run_alternating): loads take turns, each client's operation
+is made once and goes on across windows, and what `after` returns is charged to the window."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from bench.common import Measurement, run_alternating
+
+
+def test_loads_alternate_and_each_clients_operation_goes_on_across_windows() -> None:
+    made: dict[str, list[int]] = {"a": [], "b": []}
+    calls: dict[tuple[str, int], int] = {}
+    lock = threading.Lock()
+    windows: list[str] = []
+
+    def load(name: str) -> Callable[[int], Callable[[], None]]:
+        def make(client: int) -> Callable[[], None]:
+            made[name].append(client)
+
+            def operation() -> None:
+                with lock:
+                    calls[(name, client)] = calls.get((name, client), 0) + 1
+
+            return operation
+
+        return make
+
+    def after(name: str, window: Measurement) -> float:
+        windows.append(name)
+        assert window.ops > 0
+        return 1.0 if name == "b" else 0.0
+
+    loads, rounds = run_alternating(
+        {"a": load("a"), "b": load("b")}, clients=3, seconds=0.3, rounds=3, warmup=0.05, after=after
+    )
+
+    assert made == {"a": [0, 1, 2], "b": [0, 1, 2]}  # once per client, not once per window
+    assert windows == ["a", "b", "b", "a", "a", "b"]  # the order turns every other round
+    assert len(rounds) == 3 and all(set(r) == {"a", "b"} for r in rounds)
+    # the warm-up's calls are not counted
+    assert 0 < loads["a"].ops < sum(calls.get(("a", c), 0) for c in range(3))
+    # b's windows are charged one second each: three seconds more than a's 0.3 s in all
+    assert 3.2 < loads["b"].seconds < 3.6
+    assert loads["a"].seconds < 0.6
+    assert loads["b"].rate < loads["a"].rate
