@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Dialect, Engine, delete, select, update
+from sqlalchemy import Dialect, Engine, delete, insert, select, tuple_, update
 
 from app.storage import idempotency_keys
 from service.group_commit import GroupCommitter, PendingSave
@@ -205,6 +205,28 @@ class IdempotencyStore:
 
     def release(self, subject: str, key: str) -> None:
         self._write(self._statements.release, (subject, key), wait_for_disk=True)
+
+
+def move_keys(source: Engine, target: Engine, page: int = 1000) -> int:
+    """Move the keys kept in `source` into `target` (on upgrade to a SQLite keys file of their own), page by
+    page: each page is written to the target before it leaves the source, so that a move cut short is taken up
+    again at the next start and no key is lost (one found in both is kept as the target has it)."""
+    moved = 0
+    table = idempotency_keys
+    key = tuple_(table.c.subject, table.c.key)
+    while True:
+        with source.connect() as conn:
+            rows = [
+                row._asdict()
+                for row in conn.execute(select(table).order_by(table.c.subject, table.c.key).limit(page))
+            ]
+        if not rows:
+            return moved
+        with target.begin() as conn:
+            conn.execute(insert(table).prefix_with("OR IGNORE"), rows)
+        with source.begin() as conn:
+            conn.execute(delete(table).where(key.in_([(row["subject"], row["key"]) for row in rows])))
+        moved += len(rows)
 
 
 class _Statements:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.auth import TokenStore
-from app.idempotency import IdempotencyStore
+from app.idempotency import IdempotencyStore, move_keys
 from app.leadership import AdvisoryLeadership, FileLeadership
 from app.migrate import upgrade
 from app.names import InnovationNames
@@ -41,6 +41,7 @@ class Runtime:
         network = open_network(settings.database_url, settings.event_store_path, settings.cipher_key)
         views = ViewStore(settings.views_url)
         upgrade(views.engine)
+        keys = views if settings.keys_url == settings.views_url else _own_keys_file(settings, views)
         leadership: FileLeadership | AdvisoryLeadership
         if settings.uses_postgres:
             assert settings.database_url is not None
@@ -61,7 +62,7 @@ class Runtime:
             views=views,
             runner=runner,
             tokens=TokenStore(views.engine, settings.bootstrap_admin_token),
-            idempotency=IdempotencyStore(views.engine),
+            idempotency=IdempotencyStore(keys.engine),
             leadership=leadership,
         )
 
@@ -85,5 +86,16 @@ class Runtime:
             self._stream_lag.close()
         self.runner.stop()
         self.leadership.release()
+        if self.idempotency.engine is not self.views.engine:
+            self.idempotency.engine.dispose()
         self.views.dispose()
         self.network.close()
+
+
+def _own_keys_file(settings: Settings, views: ViewStore) -> ViewStore:
+    """SQLite: the keys' own file (Settings.keys_url), brought to its latest migration; keys a previous version
+    kept with the views are moved into it."""
+    keys = ViewStore(settings.keys_url)
+    upgrade(keys.engine, tree="keys")
+    move_keys(views.engine, keys.engine)
+    return keys

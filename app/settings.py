@@ -54,11 +54,20 @@ class Settings:
 
     @property
     def views_url(self) -> str:
-        """Projections, tokens and idempotency keys: in the same PostgreSQL database as the events, or on
-        SQLite beside the event store in their own file, so that projecting never contends with recording
-        for SQLite's single writer."""
+        """Projections and tokens (and, on PostgreSQL, idempotency keys): in the same PostgreSQL database as
+        the events, or on SQLite beside the event store in their own file, so that projecting never contends
+        with recording for SQLite's single writer."""
+        return self._beside_the_events("views")
+
+    @property
+    def keys_url(self) -> str:
+        """Idempotency keys: on SQLite in a file of their own too, so that every keyed command's claim and
+        answer never wait for the projections' write lock, nor the projections for them."""
+        return self._beside_the_events("keys")
+
+    def _beside_the_events(self, what: str) -> str:
         if self.uses_postgres:
             assert self.database_url is not None
             return self.database_url
         path = self.event_store_path
-        return f"sqlite:///{path.with_name(path.stem + '-views.sqlite')}"
+        return f"sqlite:///{path.with_name(f'{path.stem}-{what}.sqlite')}"

@@ -44,3 +44,7 @@ idempotency_keys = Table(
     # command was stored stored it above this (app/idempotency.py, `abandoned`).
     Column("after_position", BigInteger().with_variant(Integer(), "sqlite"), nullable=True),
 )
+
+# On SQLite the keys live in a file of their own (Settings.keys_url), with its own line of migrations.
+keys_metadata = MetaData()
+idempotency_keys.to_metadata(keys_metadata)

@@ -529,7 +529,7 @@ def test_key_released_by_an_unfinished_request_can_be_used_again(api: Any, admin
 def backdate_claim(api: Any, subject: str, key: str, by: timedelta) -> None:
     """As if the claim had been made `by` ago (its request died and time went by)."""
     table = idempotency_keys
-    with api.runtime.views.begin() as conn:
+    with api.runtime.idempotency.engine.begin() as conn:
         claimed_at = conn.execute(
             select(table.c.created_at).where(table.c.subject == subject, table.c.key == key)
         ).scalar_one()

@@ -10,6 +10,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 
 from app.migrate import alembic_config, upgrade
+from app.storage import keys_metadata
 from app.storage import metadata as service_metadata
 from projections.tables import metadata as projection_metadata
 
@@ -40,3 +41,15 @@ def test_upgrading_twice_changes_nothing_and_records_the_head(tmp_path: Any) -> 
         "idempotency_keys",
         "applied_positions",
     } <= tables
+
+
+def test_the_keys_files_own_line_builds_exactly_the_keys_table(tmp_path: Any) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'keys.sqlite'}")
+    upgrade(engine, tree="keys")
+    upgrade(engine, tree="keys")
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"render_as_batch": True})
+        assert compare_metadata(context, keys_metadata) == []
+        head = ScriptDirectory.from_config(alembic_config("keys")).get_current_head()
+        assert context.get_current_revision() == head == "k0001"
+    assert set(inspect(engine).get_table_names()) == {"alembic_version", "idempotency_keys"}

@@ -6,10 +6,15 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, text
 
+from app.storage import keys_metadata
 from app.storage import metadata as service_metadata
 from projections.tables import metadata as projection_metadata
 
-target_metadata = [projection_metadata, service_metadata]
+# The main line, or the keys file's own (app/migrate.py)
+if context.config.attributes.get("tree") == "keys":
+    target_metadata = [keys_metadata]
+else:
+    target_metadata = [projection_metadata, service_metadata]
 MIGRATION_LOCK = 7253011  # pg_advisory_xact_lock key: one migrating process at a time
 
 
