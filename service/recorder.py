@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -26,6 +27,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, Notification, OperationalError, StoredEvent
 from eventsourcing.sqlite import (
+    SQLITE3_DEFAULT_LOCK_TIMEOUT,
     SQLiteApplicationRecorder,
     SQLiteConnection,
     SQLiteConnectionPool,
@@ -39,6 +41,7 @@ from service.group_commit import GroupCommitter, PendingSave
 
 OPEN_STATUSES = ("diusulkan", "disepakati", "uji_coba", "penerapan")
 MMAP_BYTES = 1 << 30
+WRITE_LOCK_RETRY_SECONDS = 0.001  # how often a save waiting for another process's write lock tries again
 
 
 class StaleDecision(IntegrityError):
@@ -186,7 +189,7 @@ class StoreRecorder(Chaining, SQLiteApplicationRecorder):
     def _write_batch(self, batch: list[PendingSave]) -> None:
         """Concurrent saves in one transaction, each in its own savepoint (service/group_commit.py)."""
         with self.datastore.transaction(commit=True) as c:
-            c.execute(self.take_write_lock_statement)
+            self._take_write_lock(c)
             last = self._last_link(c)
             for pending in batch:
                 c.execute("SAVEPOINT save")
@@ -205,6 +208,26 @@ class StoreRecorder(Chaining, SQLiteApplicationRecorder):
                 c.execute("RELEASE SAVEPOINT save")
                 last = linked
                 pending.succeed(positions)
+
+    def _take_write_lock(self, c: SQLiteCursor) -> None:
+        """Take SQLite's write lock, trying again every millisecond while another process holds it, for up to
+        the store's lock timeout. SQLite's own busy handler sleeps longer and longer between tries (up to 100 ms
+        each): a writer that has waited a while keeps missing the moments the lock is free while the other
+        server processes commit one short batch after another."""
+        timeout = self.datastore.pool.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT
+        deadline = time.monotonic() + timeout
+        c.execute("PRAGMA busy_timeout = 0")
+        try:
+            while True:
+                try:
+                    c.execute(self.take_write_lock_statement)
+                    return
+                except sqlite3.OperationalError as error:
+                    if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                        raise
+                time.sleep(WRITE_LOCK_RETRY_SECONDS)
+        finally:
+            c.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
 
     def chain_complete(self) -> bool:
         """Whether the last stored event is linked (events are linked as they are stored: when the last one is,

@@ -332,6 +332,49 @@ def test_a_worker_starts_while_another_process_holds_the_event_stores_write_lock
         writer.close()
 
 
+def test_a_save_waits_for_another_processs_write_lock_and_fails_only_after_the_lock_timeout(
+    tmp_path: Any,
+) -> None:
+    """While another process holds the embedded store's write lock, a save keeps trying (every millisecond,
+    service/recorder.py) and is stored once the lock is free; held past the store's lock timeout, the save fails
+    and stores nothing."""
+    import sqlite3
+
+    from service.store import sqlite_env
+
+    path = tmp_path / "events.sqlite"
+    network = InnovationNetwork(env={**sqlite_env(path), "SQLITE_LOCK_TIMEOUT": "1"})
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        saved: list[Any] = []
+        failed: list[BaseException] = []
+
+        def register(name: str) -> None:
+            try:
+                with acting_as(Actor("setup", "admin", f"req-{name}")):
+                    saved.append(network.register_innovation(**innovation_fields(name=name)))
+            except Exception as error:
+                failed.append(error)
+
+        waiting = threading.Thread(target=register, args=("Menunggu",))
+        waiting.start()
+        waiting.join(0.3)
+        assert waiting.is_alive() and not saved  # still trying, nothing stored yet
+        other.execute("COMMIT")
+        waiting.join(5)
+        assert not failed and len(saved) == 1 and network.head_position() == 1
+
+        other.execute("BEGIN IMMEDIATE")
+        register("Terlambat")  # the lock is never let go within the 1 s timeout
+        assert len(failed) == 1 and "locked" in str(failed[0])
+        other.execute("ROLLBACK")
+        assert network.head_position() == 1
+    finally:
+        other.close()
+        network.close()
+
+
 def test_postgres_saves_send_no_notify_and_the_store_offers_no_subscription(
     network: InnovationNetwork,
 ) -> None:
