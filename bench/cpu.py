@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
             def settle(name: str, _: Measurement) -> float:
                 """A commands window is charged the projections' catch-up after it: its time and CPU."""
-                waited = server.wait_projections(interval=0.02) if name == "commands" else 0.0
+                waited = served.catch_up() if name == "commands" else 0.0
                 phases[name].end()
                 return waited
 

@@ -52,7 +52,7 @@ def run(ctx: Context, backend: str) -> list[Row]:
                 if name != "commands":
                     return 0.0
                 lags.append(server.projection_lag() or 0)
-                settling.append(server.wait_projections(interval=0.02))
+                settling.append(served.catch_up())
                 return settling[-1]
 
             loads, rounds = run_alternating(
