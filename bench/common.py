@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import resource
 import socket
 import statistics
 import threading
@@ -87,6 +89,7 @@ class Measurement:
     clients: int
     error_kinds: Counter[str] = field(default_factory=Counter)
     window: tuple[float, float] = (0.0, 0.0)  # perf_counter() bounds of the measured window
+    client_cpu_seconds: float = 0.0  # CPU of the clients' process(es) over the run, warm-up included
 
     @property
     def rate(self) -> float:
@@ -130,6 +133,7 @@ def run_concurrent(
     starts) in a loop for `warmup + seconds`. Only operations that finish inside the measured window count;
     an operation that raises counts as an error. `max_ops` ends the window early once that many counted."""
     operations = [make_operation(i) for i in range(clients)]
+    cpu_at_start = _process_cpu()
     start_gate = threading.Barrier(clients + 1)
     lock = threading.Lock()
     latencies: list[float] = []
@@ -201,6 +205,7 @@ def run_concurrent(
         clients=clients,
         error_kinds=error_kinds,
         window=(window["begin"], window["end"]),
+        client_cpu_seconds=_process_cpu() - cpu_at_start,
     )
 
 
@@ -214,6 +219,10 @@ def run_alternating(
     stop: threading.Event | None = None,
     before: Callable[[str], None] | None = None,
     after: Callable[[str, Measurement], float] | None = None,
+    processes: int = 1,
+    in_client_process: Callable[[int, int], None] | None = None,
+    client_report: Callable[[], Any] | None = None,
+    on_reports: Callable[[list[Any]], None] | None = None,
 ) -> tuple[dict[str, Measurement], list[dict[str, float]]]:
     """Measure several loads on the same server in alternating windows (`seconds` of each load in all, split
     into `rounds` windows, the order reversed every other round), so that a machine whose speed drifts during
@@ -221,30 +230,132 @@ def run_alternating(
     operation is made once per load and goes on from window to window (a command mix keeps its lifecycles).
     `before(name)` runs before each window of a load, `after(name, window)` after it and returns seconds to
     add to that window's measured time (e.g. the work the window left behind). Returns each load's windows
-    pooled into one Measurement, and the rate of every window, round by round."""
-    made = {name: [make(i) for i in range(clients)] for name, make in phases.items()}
+    pooled into one Measurement, and the rate of every window, round by round.
 
-    def each_own(name: str) -> Callable[[int], Operation]:
-        return made[name].__getitem__
+    With `processes` > 1 the clients are spread over that many forked processes (ClientProcesses), so that
+    one interpreter's lock does not cap the load: `in_client_process(k, processes)` runs in process k before
+    its clients are made (e.g. to take its own share of a workload), and what `client_report()` returns there
+    at the end is handed to `on_reports` here."""
+    clients_of: Callable[[str, float, float], Measurement]
+    group: ClientProcesses | None = None
+    if processes > 1:
+        group = ClientProcesses(phases, clients, processes, in_client_process, client_report)
+        clients_of = group.window
+    else:
+        made = {name: [make(i) for i in range(clients)] for name, make in phases.items()}
 
-    if warmup > 0:
-        for name in phases:
-            run_concurrent(each_own(name), clients, 0.0, warmup=warmup, stop=stop)
-    pooled: dict[str, list[Measurement]] = {name: [] for name in phases}
-    per_round: list[dict[str, float]] = []
-    for round_ in range(rounds):
-        order = list(phases) if round_ % 2 == 0 else list(reversed(list(phases)))
-        rates: dict[str, float] = {}
-        for name in order:
-            if before is not None:
-                before(name)
-            window = run_concurrent(each_own(name), clients, seconds / rounds, stop=stop)
-            if after is not None:
-                window.seconds += after(name, window)
-            pooled[name].append(window)
-            rates[name] = window.rate
-        per_round.append(rates)
+        def clients_of(name: str, seconds: float, warmup: float) -> Measurement:
+            return run_concurrent(made[name].__getitem__, clients, seconds, warmup=warmup, stop=stop)
+
+    try:
+        if warmup > 0:
+            for name in phases:
+                clients_of(name, 0.0, warmup)
+        pooled: dict[str, list[Measurement]] = {name: [] for name in phases}
+        per_round: list[dict[str, float]] = []
+        for round_ in range(rounds):
+            order = list(phases) if round_ % 2 == 0 else list(reversed(list(phases)))
+            rates: dict[str, float] = {}
+            for name in order:
+                if before is not None:
+                    before(name)
+                window = clients_of(name, seconds / rounds, 0.0)
+                if after is not None:
+                    window.seconds += after(name, window)
+                pooled[name].append(window)
+                rates[name] = window.rate
+            per_round.append(rates)
+    finally:
+        if group is not None:
+            reports = group.close()
+            if on_reports is not None:
+                on_reports(reports)
     return {name: _pooled(windows) for name, windows in pooled.items()}, per_round
+
+
+class ClientProcesses:
+    """Clients spread over forked processes, each with its own interpreter lock: one Python process with 16
+    client threads cannot send more than about one core's worth of requests. Process k runs the clients
+    k, k + n, k + 2n, ... of every load; a window starts in all of them at once and is pooled when all have
+    answered: operations and errors summed, the window as long as the longest, the clients' CPU summed."""
+
+    def __init__(
+        self,
+        phases: Mapping[str, Callable[[int], Operation]],
+        clients: int,
+        processes: int,
+        in_client_process: Callable[[int, int], None] | None,
+        client_report: Callable[[], Any] | None,
+    ) -> None:
+        context = multiprocessing.get_context(
+            "fork"
+        )  # the loads are closures: they reach the children as made
+        self.clients = clients
+        self._pipes = []
+        self._children = []
+        for k in range(processes):
+            ours, theirs = context.Pipe()
+            child = context.Process(
+                target=_client_process,
+                args=(k, processes, phases, clients, theirs, in_client_process, client_report),
+                daemon=True,
+                name=f"bench-clients-{k}",
+            )
+            child.start()
+            theirs.close()
+            self._pipes.append(ours)
+            self._children.append(child)
+
+    def window(self, name: str, seconds: float, warmup: float) -> Measurement:
+        for pipe in self._pipes:
+            pipe.send((name, seconds, warmup))
+        parts: list[Measurement] = [pipe.recv() for pipe in self._pipes]
+        kinds: Counter[str] = Counter()
+        for part in parts:
+            kinds.update(part.error_kinds)
+        return Measurement(
+            ops=sum(p.ops for p in parts),
+            errors=sum(p.errors for p in parts),
+            seconds=max(p.seconds for p in parts),
+            latencies_ms=[ms for p in parts for ms in p.latencies_ms],
+            clients=self.clients,
+            error_kinds=kinds,
+            window=(min(p.window[0] for p in parts), max(p.window[1] for p in parts)),
+            client_cpu_seconds=sum(p.client_cpu_seconds for p in parts),
+        )
+
+    def close(self) -> list[Any]:
+        reports = []
+        for pipe, child in zip(self._pipes, self._children, strict=True):
+            try:
+                pipe.send(None)
+                reports.append(pipe.recv())
+            except (EOFError, OSError):
+                pass
+            child.join(10)
+            if child.is_alive():
+                child.kill()
+            pipe.close()
+        return reports
+
+
+def _client_process(
+    k: int,
+    processes: int,
+    phases: Mapping[str, Callable[[int], Operation]],
+    clients: int,
+    pipe: Any,
+    in_client_process: Callable[[int, int], None] | None,
+    client_report: Callable[[], Any] | None,
+) -> None:
+    if in_client_process is not None:
+        in_client_process(k, processes)
+    ours = range(k, clients, processes)
+    made = {name: [make(i) for i in ours] for name, make in phases.items()}
+    while (message := pipe.recv()) is not None:
+        name, seconds, warmup = message
+        pipe.send(run_concurrent(made[name].__getitem__, len(ours), seconds, warmup=warmup))
+    pipe.send(client_report() if client_report is not None else None)
 
 
 def _pooled(windows: Sequence[Measurement]) -> Measurement:
@@ -259,7 +370,13 @@ def _pooled(windows: Sequence[Measurement]) -> Measurement:
         clients=windows[0].clients,
         error_kinds=kinds,
         window=(windows[0].window[0], windows[-1].window[1]),
+        client_cpu_seconds=sum(w.client_cpu_seconds for w in windows),
     )
+
+
+def _process_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _kind(error: Exception) -> str:

@@ -63,6 +63,7 @@ class Context:
     clients: int
     workers: int
     threads: int
+    client_processes: int  # the HTTP clients spread over this many processes (bench.common.ClientProcesses)
     idempotency: bool
     backends: tuple[str, ...]
     catchup_backend: str

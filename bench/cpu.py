@@ -9,7 +9,7 @@ their throughput ratio is about the ratio of the CPU each request costs in all:
 CPU times are far steadier than requests per second on a busy machine: a change to the command path shows here as
 server milliseconds per command, from one run. The server's CPU is read from /proc for gunicorn's arbiter and its
 workers (user + system), PostgreSQL's for its postmaster and backends (on that backend), the client's from this
-process's rusage. The phases alternate in windows (`--rounds`, bench.common.run_alternating), so that a drift in
+processes' rusage. The phases alternate in windows (`--rounds`, bench.common.run_alternating), so that a drift in
 the machine's speed weighs on both alike; a commands window includes the projections' catch-up after it.
 
     .venv/bin/python -m bench.cpu                                  # SQLite, 8 s of each phase in 4 windows
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -58,11 +57,6 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def postmaster_pid(cluster: PostgresCluster) -> int:
     return int((cluster.dir / "data" / "postmaster.pid").read_text().split()[0])
 
@@ -75,24 +69,24 @@ class Phase:
         self.server_pid = server_pid
         self.database_pid = database_pid
         self.server_user = self.server_system = self.database = self.client = 0.0
-        self._start = (0.0, 0.0, 0.0, 0.0)
+        self._start = (0.0, 0.0, 0.0)
 
     def _database_cpu(self) -> float:
         return sum(process_tree_cpu(self.database_pid)) if self.database_pid else 0.0
 
-    def _now(self) -> tuple[float, float, float, float]:
+    def _now(self) -> tuple[float, float, float]:
         user, system = process_tree_cpu(self.server_pid)
-        return user, system, self._database_cpu(), own_cpu()
+        return user, system, self._database_cpu()
 
     def begin(self) -> None:
         self._start = self._now()
 
-    def end(self) -> None:
-        user, system, database, client = (b - a for a, b in zip(self._start, self._now(), strict=True))
+    def end(self, window: Measurement) -> None:
+        user, system, database = (b - a for a, b in zip(self._start, self._now(), strict=True))
         self.server_user += user
         self.server_system += system
         self.database += database
-        self.client += client
+        self.client += window.client_cpu_seconds
 
     def measured(self, measurement: Measurement) -> None:
         self.ops = measurement.ops
@@ -115,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds of each phase")
     parser.add_argument("--rounds", type=int, default=4, help="alternating windows of each phase")
+    parser.add_argument(
+        "--client-processes", type=int, default=4, help="processes the clients are spread over"
+    )
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
@@ -145,18 +142,19 @@ def main(argv: list[str] | None = None) -> int:
             commands = Phase("commands", server.process.pid, database_pid)
             phases = {phase.name: phase for phase in (healthz, commands)}
 
-            def settle(name: str, _: Measurement) -> float:
+            def settle(name: str, window: Measurement) -> float:
                 """A commands window is charged the projections' catch-up after it: its time and CPU."""
                 waited = served.catch_up() if name == "commands" else 0.0
-                phases[name].end()
+                phases[name].end(window)
                 return waited
 
             log = MixLog()
+            pairs = Pairs(innovations)
             loads, _ = run_alternating(
                 {
                     healthz.name: healthz_client,
                     commands.name: mixes(
-                        Pairs(innovations),
+                        pairs,
                         lambda _: HttpExecutor(server.url, operator, evaluator, args.idempotency),
                         log,
                     ),
@@ -167,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
                 warmup=1,
                 before=lambda name: phases[name].begin(),
                 after=settle,
+                processes=args.client_processes,
+                in_client_process=pairs.take_share,
             )
             for name, phase in phases.items():
                 phase.measured(loads[name])
@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
 
     keys = "with" if args.idempotency else "without"
     print(
-        f"{args.backend}, {args.workers} workers x {args.threads} threads, {args.clients} clients, "
+        f"{args.backend}, {args.workers} workers x {args.threads} threads, {args.clients} clients in "
+        f"{args.client_processes} process(es), "
         f"{keys} Idempotency-Key; load average {os.getloadavg()[0]:.1f}"
     )
     print(

@@ -47,6 +47,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, default=8, help="threads per worker (default 8: 2x8 = 16 clients)"
     )
+    parser.add_argument(
+        "--client-processes",
+        type=int,
+        default=4,
+        help="HTTP clients spread over this many processes (default 4: 4x4 = 16 clients; 1 = all in this one)",
+    )
     parser.add_argument("--seconds", type=float, help="each measured window (default 10, --quick 3)")
     parser.add_argument("--catchup-events", type=int, help="size of the catch-up store (default 200,000)")
     parser.add_argument("--stream-events", type=int, help="size of the streamed store (default 20,000)")
@@ -131,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         clients=args.clients,
         workers=args.workers,
         threads=args.threads,
+        client_processes=args.client_processes,
         idempotency=not args.no_idempotency_keys,
         backends=backends,
         catchup_backend=args.catchup_backend,

@@ -9,6 +9,7 @@ evaluation. In the long run the mix is 1/8 proposals, 1/8 agreements, 2/8 modifi
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 import time
@@ -89,6 +90,11 @@ class Pairs:
             [pair for row in zip(*queues, strict=False) for pair in row]
         )
         self._lock = threading.Lock()
+
+    def take_share(self, k: int, of: int) -> None:
+        """In client process k of `of`: hand out only every `of`-th pair from the k-th on, so that processes
+        that each hold a copy never hand out the same pair."""
+        self._pairs = itertools.islice(self._pairs, k, None, of)
 
     def next(self) -> tuple[str, str]:
         with self._lock:

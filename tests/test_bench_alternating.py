@@ -45,3 +45,38 @@ def test_loads_alternate_and_each_clients_operation_goes_on_across_windows() -> 
     assert 3.2 < loads["b"].seconds < 3.6
     assert loads["a"].seconds < 0.6
     assert loads["b"].rate < loads["a"].rate
+
+
+def test_clients_spread_over_processes_take_disjoint_shares_and_are_pooled() -> None:
+    """With processes, each client process runs every n-th client and takes its own share of a workload (as
+    the command mix's Pairs does); every window pools what all of them did, and their reports come back."""
+    from bench.workload import Pairs
+
+    pairs = Pairs([("innovation-a", "11.01"), ("innovation-b", "12.01")])
+    taken: list[tuple[str, str]] = []  # in each client process: the pairs its clients took
+    reports: list[list[tuple[str, str]]] = []
+
+    def make(client: int) -> Callable[[], None]:
+        def operation() -> None:
+            if len(taken) < 50:
+                taken.append(pairs.next())
+
+        return operation
+
+    loads, rounds = run_alternating(
+        {"a": make},
+        clients=4,
+        seconds=0.4,
+        rounds=2,
+        processes=2,
+        in_client_process=pairs.take_share,
+        client_report=lambda: list(taken),
+        on_reports=reports.extend,
+    )
+
+    assert len(reports) == 2 and all(len(r) == 50 for r in reports)
+    first, second = (set(r) for r in reports)
+    assert not first & second  # no pair handed out twice across the processes
+    assert loads["a"].ops > 0 and loads["a"].clients == 4 and len(rounds) == 2
+    assert loads["a"].client_cpu_seconds > 0
+    assert not taken  # the clients ran in the child processes, not here

@@ -55,11 +55,12 @@ def run(ctx: Context, backend: str) -> list[Row]:
                 settling.append(served.catch_up())
                 return settling[-1]
 
+            pairs = Pairs(innovations)
             loads, rounds = run_alternating(
                 {
                     "healthz": healthz_client,
                     "commands": mixes(
-                        Pairs(innovations),
+                        pairs,
                         lambda _: HttpExecutor(server.url, operator, evaluator, ctx.idempotency),
                         log,
                     ),
@@ -70,6 +71,10 @@ def run(ctx: Context, backend: str) -> list[Row]:
                 warmup=sizes.warmup,
                 stop=ctx.stop,
                 after=settle,
+                processes=ctx.client_processes,
+                in_client_process=pairs.take_share,
+                client_report=lambda: log.entries,
+                on_reports=lambda reports: log.entries.extend(e for r in reports if r for e in r),
             )
             healthz, commands = loads["healthz"], loads["commands"]
             lag = max(lags, default=0)
@@ -88,9 +93,11 @@ def run(ctx: Context, backend: str) -> list[Row]:
             app.close()
 
     server_config = f"gunicorn gthread, {ctx.workers} workers x {ctx.threads} threads"
+    client_config = f"{ctx.clients} clients in {ctx.client_processes} process(es)"
     keys = "with" if ctx.idempotency else "without"
     details = {
         "server": server_config,
+        "clients": client_config,
         "idempotency_keys": ctx.idempotency,
         "commands": commands.summary(),
         "mix": log.by_kind(commands.window),
@@ -123,7 +130,8 @@ def run(ctx: Context, backend: str) -> list[Row]:
             baseline_p99_ms=healthz.p(99),
             baseline_n=healthz.ops,
             notes=(
-                f"{server_config}; {keys} Idempotency-Key; {sizes.rounds} alternating windows of each; a "
+                f"{server_config}; {client_config}; {keys} Idempotency-Key; {sizes.rounds} alternating windows "
+                "of each; a "
                 f"commands window includes the {caught_up_in:.2f} s its projections then took to catch up "
                 f"(lag at most {lag} events); ratio by round {_spread(rounds)}"
             ),
