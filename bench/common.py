@@ -310,18 +310,11 @@ class ClientProcesses:
         for pipe in self._pipes:
             pipe.send((name, seconds, warmup))
         parts: list[Measurement] = [pipe.recv() for pipe in self._pipes]
-        kinds: Counter[str] = Counter()
-        for part in parts:
-            kinds.update(part.error_kinds)
-        return Measurement(
-            ops=sum(p.ops for p in parts),
-            errors=sum(p.errors for p in parts),
+        return _combined(
+            parts,
             seconds=max(p.seconds for p in parts),
-            latencies_ms=[ms for p in parts for ms in p.latencies_ms],
-            clients=self.clients,
-            error_kinds=kinds,
             window=(min(p.window[0] for p in parts), max(p.window[1] for p in parts)),
-            client_cpu_seconds=sum(p.client_cpu_seconds for p in parts),
+            clients=self.clients,
         )
 
     def close(self) -> list[Any]:
@@ -359,18 +352,30 @@ def _client_process(
 
 
 def _pooled(windows: Sequence[Measurement]) -> Measurement:
-    kinds: Counter[str] = Counter()
-    for window in windows:
-        kinds.update(window.error_kinds)
-    return Measurement(
-        ops=sum(w.ops for w in windows),
-        errors=sum(w.errors for w in windows),
+    """One load's windows, one after another, as one measurement."""
+    return _combined(
+        windows,
         seconds=sum(w.seconds for w in windows),
-        latencies_ms=[ms for w in windows for ms in w.latencies_ms],
-        clients=windows[0].clients,
-        error_kinds=kinds,
         window=(windows[0].window[0], windows[-1].window[1]),
-        client_cpu_seconds=sum(w.client_cpu_seconds for w in windows),
+        clients=windows[0].clients,
+    )
+
+
+def _combined(
+    parts: Sequence[Measurement], *, seconds: float, window: tuple[float, float], clients: int
+) -> Measurement:
+    kinds: Counter[str] = Counter()
+    for part in parts:
+        kinds.update(part.error_kinds)
+    return Measurement(
+        ops=sum(p.ops for p in parts),
+        errors=sum(p.errors for p in parts),
+        seconds=seconds,
+        latencies_ms=[ms for p in parts for ms in p.latencies_ms],
+        clients=clients,
+        error_kinds=kinds,
+        window=window,
+        client_cpu_seconds=sum(p.client_cpu_seconds for p in parts),
     )
 
 
