@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 
-from bench.common import Measurement, Row, run_concurrent, timed
+from bench.common import Measurement, Row, run_alternating, timed
 from bench.context import Context
 from bench.server import ServerProcess
 
@@ -84,7 +84,10 @@ def run(ctx: Context, backend: str = "sqlite") -> list[Row]:
         with ctx.step(f"index: GET region breakdown x{ctx.clients}"):
             rng = random.Random(11)
             breakdown = _load(
-                ctx, server.url, lambda _: f"/api/v1/index/regions/{rng.choice(codes)}?year={YEAR}"
+                ctx,
+                server.url,
+                lambda _: f"/api/v1/index/regions/{rng.choice(codes)}?year={YEAR}",
+                lambda k, _: rng.seed(11 + k),  # each client process its own regions
             )
     except Exception as error:
         raise RuntimeError(f"{error}\n--- server log (last lines) ---\n{server.log_tail()}") from error
@@ -120,7 +123,7 @@ def run(ctx: Context, backend: str = "sqlite") -> list[Row]:
                 p99_ms=measured.p(99),
                 n=measured.ops,
                 errors=measured.errors,
-                baseline_name=f"GET /healthz, same server, {ctx.clients} clients",
+                baseline_name=f"GET /healthz, same server, {ctx.clients} clients in {ctx.client_processes} processes",
                 baseline_p50_ms=healthz.p(50),
                 baseline_p99_ms=healthz.p(99),
                 baseline_n=healthz.ops,
@@ -145,7 +148,14 @@ def run(ctx: Context, backend: str = "sqlite") -> list[Row]:
     return rows
 
 
-def _load(ctx: Context, base: str, path_of: Callable[[int], str]) -> Measurement:
+def _load(
+    ctx: Context,
+    base: str,
+    path_of: Callable[[int], str],
+    in_client_process: Callable[[int, int], None] | None = None,
+) -> Measurement:
+    """One load of GETs by the clients, spread over processes as in the `http` scenario (bench.common)."""
+
     def client(number: int) -> Callable[[], None]:
         session = requests.Session()
 
@@ -156,7 +166,17 @@ def _load(ctx: Context, base: str, path_of: Callable[[int], str]) -> Measurement
 
         return get
 
-    return run_concurrent(client, ctx.clients, ctx.sizes.seconds, warmup=ctx.sizes.warmup, stop=ctx.stop)
+    loads, _ = run_alternating(
+        {"load": client},
+        ctx.clients,
+        ctx.sizes.seconds,
+        1,
+        warmup=ctx.sizes.warmup,
+        stop=ctx.stop,
+        processes=ctx.client_processes,
+        in_client_process=in_client_process,
+    )
+    return loads["load"]
 
 
 def _regions() -> list[Any]:
