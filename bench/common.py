@@ -287,9 +287,8 @@ class ClientProcesses:
         in_client_process: Callable[[int, int], None] | None,
         client_report: Callable[[], Any] | None,
     ) -> None:
-        context = multiprocessing.get_context(
-            "fork"
-        )  # the loads are closures: they reach the children as made
+        # The loads are closures: forked, the children get them as they were made.
+        context = multiprocessing.get_context("fork")
         self.clients = clients
         self._pipes = []
         self._children = []

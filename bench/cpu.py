@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
             def settle(name: str, window: Measurement) -> float:
                 """A commands window is charged the projections' catch-up after it: its time and CPU."""
-                waited = served.catch_up() if name == "commands" else 0.0
+                waited = served.catch_up()[1] if name == "commands" else 0.0
                 phases[name].end(window)
                 return waited
 

@@ -121,13 +121,15 @@ class Served:
     operator: str
     evaluator: str
 
-    def catch_up(self, timeout: float = 120) -> float:
-        """Have both projections apply everything stored so far, and return the seconds it took. A read with
-        `min_position` wakes the runner at once (no gathering pause), so the time is the work left to do."""
+    def catch_up(self, timeout: float = 120) -> tuple[int, float]:
+        """Have both projections apply everything stored so far; returns how many events the further one had
+        left, and the seconds it took. A read with `min_position` wakes the runner at once (no gathering
+        pause), so the time is the work left to do."""
         start = time.monotonic()
         url = self.server.url
         items = requests.get(url + "/api/v1/projections", timeout=10).json()["items"]
         head = max(int(p["position"]) + int(p["lag"]) for p in items)
+        lag = max(int(p["lag"]) for p in items)
         headers = {"Authorization": f"Bearer {self.operator}"}  # an admin: reads the audit log too
         for view in ("/api/v1/replications", "/api/v1/audit/events"):
             while True:
@@ -138,7 +140,7 @@ class Served:
                     raise RuntimeError(
                         f"{view} min_position={head}: {answer.status_code} {answer.text[:200]}"
                     )
-        return time.monotonic() - start
+        return lag, time.monotonic() - start
 
 
 def serve(workdir: Path, *, database_url: str | None, workers: int, threads: int) -> Served:

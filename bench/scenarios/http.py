@@ -51,8 +51,9 @@ def run(ctx: Context, backend: str) -> list[Row]:
                 behind, so that no healthz window pays for it."""
                 if name != "commands":
                     return 0.0
-                lags.append(server.projection_lag() or 0)
-                settling.append(served.catch_up())
+                lag, seconds = served.catch_up()
+                lags.append(lag)
+                settling.append(seconds)
                 return settling[-1]
 
             pairs = Pairs(innovations)
