@@ -247,29 +247,45 @@ def run_alternating(
         def clients_of(name: str, seconds: float, warmup: float) -> Measurement:
             return run_concurrent(made[name].__getitem__, clients, seconds, warmup=warmup, stop=stop)
 
+    def load(name: str) -> Callable[[float], Measurement]:
+        def window(length: float) -> Measurement:
+            if before is not None:
+                before(name)
+            measured = clients_of(name, length, 0.0)
+            if after is not None:
+                measured.seconds += after(name, measured)
+            return measured
+
+        return window
+
     try:
         if warmup > 0:
             for name in phases:
                 clients_of(name, 0.0, warmup)
-        pooled: dict[str, list[Measurement]] = {name: [] for name in phases}
-        per_round: list[dict[str, float]] = []
-        for round_ in range(rounds):
-            order = list(phases) if round_ % 2 == 0 else list(reversed(list(phases)))
-            rates: dict[str, float] = {}
-            for name in order:
-                if before is not None:
-                    before(name)
-                window = clients_of(name, seconds / rounds, 0.0)
-                if after is not None:
-                    window.seconds += after(name, window)
-                pooled[name].append(window)
-                rates[name] = window.rate
-            per_round.append(rates)
+        return alternate_windows({name: load(name) for name in phases}, seconds, rounds)
     finally:
         if group is not None:
             reports = group.close()
             if on_reports is not None:
                 on_reports(reports)
+
+
+def alternate_windows(
+    loads: Mapping[str, Callable[[float], Measurement]], seconds: float, rounds: int
+) -> tuple[dict[str, Measurement], list[dict[str, float]]]:
+    """Measure loads in turn: `seconds` of each in all, split into `rounds` windows, the order reversed every
+    other round; `loads[name](length)` measures one window of that load. Returns each load's windows pooled
+    into one Measurement, and the rate of every window, round by round."""
+    pooled: dict[str, list[Measurement]] = {name: [] for name in loads}
+    per_round: list[dict[str, float]] = []
+    for round_ in range(rounds):
+        order = list(loads) if round_ % 2 == 0 else list(reversed(list(loads)))
+        rates: dict[str, float] = {}
+        for name in order:
+            window = loads[name](seconds / rounds)
+            pooled[name].append(window)
+            rates[name] = window.rate
+        per_round.append(rates)
     return {name: _pooled(windows) for name, windows in pooled.items()}, per_round
 
 

@@ -86,6 +86,7 @@ class PgbenchResult:
 
 
 PAYLOAD = "x" * 400  # about the size of one stored event's state
+INSERT_STATEMENT = f"INSERT INTO bench_commit_ceiling (payload) VALUES ('{PAYLOAD}');"
 
 
 def pgbench_insert_loop(url: str, clients: int, seconds: float, workdir: Path) -> PgbenchResult:
@@ -93,17 +94,28 @@ def pgbench_insert_loop(url: str, clients: int, seconds: float, workdir: Path) -
     per transaction (autocommit) into a scratch table, for `seconds`."""
     import psycopg
 
-    exe = pgbench_path()
-    if exe is None:
-        raise FileNotFoundError("pgbench")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "CREATE TABLE IF NOT EXISTS bench_commit_ceiling "
             "(id bigserial PRIMARY KEY, payload text NOT NULL)"
         )
-    script = workdir / "insert.sql"
-    script.write_text(f"INSERT INTO bench_commit_ceiling (payload) VALUES ('{PAYLOAD}');\n")
-    logdir = workdir / f"pgbench-c{clients}"
+    return pgbench_loop(url, INSERT_STATEMENT, clients, seconds, workdir, "insert")
+
+
+def pgbench_loop(
+    url: str, statement: str, clients: int, seconds: float, workdir: Path, name: str
+) -> PgbenchResult:
+    """`clients` pgbench connections, each running `statement` (one line of SQL, its own autocommitted
+    transaction) in a loop for `seconds`. pgbench reads `:name` in a script as a variable: the statement has no
+    colons."""
+    exe = pgbench_path()
+    if exe is None:
+        raise FileNotFoundError("pgbench")
+    if ":" in statement:
+        raise ValueError("pgbench would read a colon in the statement as a variable")
+    script = workdir / f"{name}.sql"
+    script.write_text(statement + "\n")
+    logdir = workdir / f"pgbench-{name}-c{clients}"
     logdir.mkdir(parents=True, exist_ok=True)
     parts = urlsplit(url)
     command = [

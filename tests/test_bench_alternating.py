@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from bench.common import Measurement, run_alternating
+from bench.common import Measurement, alternate_windows, run_alternating
 
 
 def test_loads_alternate_and_each_clients_operation_goes_on_across_windows() -> None:
@@ -45,6 +45,29 @@ def test_loads_alternate_and_each_clients_operation_goes_on_across_windows() -> 
     assert 3.2 < loads["b"].seconds < 3.6
     assert loads["a"].seconds < 0.6
     assert loads["b"].rate < loads["a"].rate
+
+
+def test_loads_measured_by_a_window_of_their_own_take_turns_and_are_pooled() -> None:
+    """The app scenario's loads at one client include pgbench runs: a load is then a function that measures
+    one window of the length it is given."""
+    asked: list[tuple[str, float]] = []
+
+    def load(name: str, per_second: int) -> Callable[[float], Measurement]:
+        def window(seconds: float) -> Measurement:
+            asked.append((name, seconds))
+            ops = int(per_second * seconds) + len(asked)  # every window a little different
+            return Measurement(ops=ops, errors=0, seconds=seconds, latencies_ms=[1.0] * ops, clients=1)
+
+        return window
+
+    pooled, rounds = alternate_windows({"fast": load("fast", 1000), "slow": load("slow", 100)}, 6.0, 3)
+
+    assert asked == [("fast", 2.0), ("slow", 2.0), ("slow", 2.0), ("fast", 2.0), ("fast", 2.0), ("slow", 2.0)]
+    fast_ops = [2001, 2004, 2005]  # the windows' own counts, in the order they ran
+    assert pooled["fast"].ops == sum(fast_ops) and pooled["fast"].seconds == 6.0
+    assert len(pooled["slow"].latencies_ms) == pooled["slow"].ops == 202 + 203 + 206
+    assert [r["fast"] for r in rounds] == [ops / 2.0 for ops in fast_ops]
+    assert all(r["slow"] < r["fast"] for r in rounds)
 
 
 def test_clients_spread_over_processes_take_disjoint_shares_and_are_pooled() -> None:

@@ -3,17 +3,27 @@ mix as through HTTP), with 1 client and with N, beside the commit ceiling of the
 concurrency: pgbench running single-row INSERT transactions into a scratch table (and, for a ceiling that pays
 a Python client's costs too, a psycopg loop doing the same). Informative, the raw library's own `save()` of one
 event per call at the same concurrency against the same ceiling: what the event-store library reaches before
-any rule, guard or domain logic of ours."""
+any rule, guard or domain logic of ours; and, at one client, pgbench calling the event store's append function
+for one event: what the save of a command costs the database and a C client, before any Python.
+
+At one client (the target) the loads take turns in windows (`Sizes.rounds`), since each waits for the disk's
+flush, whose time drifts; at N clients (informative) they run one after another."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from bench.common import Measurement, Row, run_concurrent
+from bench.common import Measurement, Row, alternate_windows, run_concurrent
 from bench.context import Context
-from bench.pg import PAYLOAD, pgbench_insert_loop, pgbench_path
+from bench.pg import INSERT_STATEMENT, PAYLOAD, pgbench_insert_loop, pgbench_loop, pgbench_path
 from bench.raw import RawLibrary, raw_env, saver
 from bench.workload import AppExecutor, MixLog, Pairs, mixes, register_innovations_app
+
+if TYPE_CHECKING:
+    from service.network import InnovationNetwork
 
 
 def run(ctx: Context) -> list[Row]:
@@ -25,38 +35,6 @@ def run(ctx: Context) -> list[Row]:
     with ctx.step("app/postgres: prepare"):
         url = ctx.database("bench_app")
         network = open_network(url, workdir / "unused.sqlite")
-    commands: dict[int, Measurement] = {}
-    mix: dict[int, object] = {}
-    try:
-        pairs = Pairs(register_innovations_app(network))
-        for clients in concurrencies:
-            with ctx.step(f"app/postgres: commands x{clients}"):
-                log = MixLog()
-                commands[clients] = run_concurrent(
-                    mixes(pairs, lambda _: AppExecutor(network), log),
-                    clients,
-                    sizes.seconds,
-                    warmup=sizes.warmup,
-                    stop=ctx.stop,
-                )
-                mix[clients] = log.by_kind(commands[clients].window)
-    finally:
-        network.close()
-
-    ceiling: dict[int, Measurement] = {}
-    loop: dict[int, Measurement] = {}
-    command_line = ""
-    with ctx.step("app/postgres: commit ceiling"):
-        for clients in concurrencies:
-            if pgbench_path() is not None:
-                result = pgbench_insert_loop(url, clients, sizes.seconds, workdir)
-                ceiling[clients] = result.measurement
-                command_line = result.command
-    with ctx.step("app/postgres: psycopg insert loop"):
-        for clients in concurrencies:
-            loop[clients] = psycopg_insert_loop(url, clients, sizes.seconds, sizes.warmup, ctx)
-    raw: dict[int, Measurement] = {}
-    with ctx.step("app/postgres: raw library save()"):
         library = RawLibrary(
             env=raw_env(
                 "postgres",
@@ -64,13 +42,68 @@ def run(ctx: Context) -> list[Row]:
                 database_url=ctx.database("bench_app_raw"),
             )
         )
-        try:
-            for clients in concurrencies:
-                raw[clients] = run_concurrent(
-                    saver(library), clients, sizes.seconds, warmup=sizes.warmup, stop=ctx.stop
+        create_ceiling_table(url)
+    has_pgbench = pgbench_path() is not None
+    commands: dict[int, Measurement] = {}
+    mix: dict[int, object] = {}
+    ceiling: dict[int, Measurement] = {}
+    loop: dict[int, Measurement] = {}
+    raw: dict[int, Measurement] = {}
+    append_alone: Measurement | None = None
+    append_statement = ""
+    command_line = ""
+    per_round: list[dict[str, float]] = []
+    command_lines: list[str] = []
+    try:
+        pairs = Pairs(register_innovations_app(network))
+        for clients in concurrencies:
+            log = MixLog()
+            mixed = mixes(pairs, lambda _: AppExecutor(network), log)
+            if clients == 1:
+                # The target's loads take turns in windows, so that a change in the disk's flush time (which
+                # every one of them waits for) weighs on all of them alike.
+                append_statement = append_alone_statement(network)
+                loads = {
+                    "commands": in_turn(mixed, ctx),
+                    "psycopg loop": in_turn(psycopg_inserter(url), ctx),
+                    "raw library": in_turn(saver(library), ctx),
+                }
+                if has_pgbench:
+                    loads["pgbench"] = pgbench_window(url, INSERT_STATEMENT, workdir, "insert", command_lines)
+                    loads["append alone"] = pgbench_window(
+                        url, append_statement, workdir, "append", command_lines
+                    )
+                with ctx.step("app/postgres: x1, the loads in turn"):
+                    for name in ("commands", "psycopg loop", "raw library"):
+                        loads[name](-sizes.warmup)  # warm-up
+                    pooled, per_round = alternate_windows(loads, sizes.seconds, sizes.rounds)
+                commands[1], loop[1], raw[1] = (
+                    pooled["commands"],
+                    pooled["psycopg loop"],
+                    pooled["raw library"],
                 )
-        finally:
-            library.close()
+                if has_pgbench:
+                    ceiling[1], append_alone = pooled["pgbench"], pooled["append alone"]
+                    command_line = command_lines[0]
+            else:
+                with ctx.step(f"app/postgres: x{clients}, one load after another"):
+                    commands[clients] = run_concurrent(
+                        mixed, clients, sizes.seconds, warmup=sizes.warmup, stop=ctx.stop
+                    )
+                    if has_pgbench:
+                        result = pgbench_insert_loop(url, clients, sizes.seconds, workdir)
+                        ceiling[clients] = result.measurement
+                    loop[clients] = run_concurrent(
+                        psycopg_inserter(url), clients, sizes.seconds, warmup=sizes.warmup, stop=ctx.stop
+                    )
+                    raw[clients] = run_concurrent(
+                        saver(library), clients, sizes.seconds, warmup=sizes.warmup, stop=ctx.stop
+                    )
+            mix[clients] = log.by_kind(commands[clients].window)
+    finally:
+        network.close()
+        library.close()
+        close_connections()
 
     ctx.details["app/postgres"] = {
         "commands": {c: m.summary() for c, m in commands.items()},
@@ -79,6 +112,9 @@ def run(ctx: Context) -> list[Row]:
         "pgbench_command": command_line,
         "psycopg_loop": {c: m.summary() for c, m in loop.items()},
         "raw_library_save": {c: m.summary() for c, m in raw.items()},
+        "append_alone": append_alone.summary() if append_alone else None,
+        "x1_windows": per_round,
+        "append_statement": append_statement[:300],
     }
     rows = []
     for clients in concurrencies:
@@ -109,7 +145,7 @@ def run(ctx: Context) -> list[Row]:
                 baseline_p99_ms=base.p(99),
                 baseline_n=base.ops,
                 notes="in-process InnovationNetwork, the HTTP mix"
-                + ("" if clients == 1 else "; informative"),
+                + (window_spread(per_round) if clients == 1 else "; informative, one load after another"),
                 **common,  # type: ignore[arg-type]
             )
         )
@@ -146,10 +182,63 @@ def run(ctx: Context) -> list[Row]:
                     "recorder, no rules of ours",
                 )
             )
+            if clients == 1 and append_alone is not None:
+                rows.append(
+                    Row(
+                        scenario="append function alone x1 (pgbench) / commit ceiling",
+                        backend="postgres",
+                        measured=append_alone.rate,
+                        baseline=ceiling[clients].rate,
+                        unit="/s",
+                        p50_ms=append_alone.p(50),
+                        p95_ms=append_alone.p(95),
+                        p99_ms=append_alone.p(99),
+                        n=append_alone.ops,
+                        errors=append_alone.errors,
+                        baseline_name="pgbench, 1 client, one single-row INSERT per transaction",
+                        baseline_p50_ms=ceiling[clients].p(50),
+                        baseline_p99_ms=ceiling[clients].p(99),
+                        baseline_n=ceiling[clients].ops,
+                        notes="informative, the floor under a command: pgbench (a C client, no Python) calling "
+                        "the event store's append function for one event as a command's save does (the lock, "
+                        "the last link, the guards, the chain's SHA-256, the insert), a new aggregate each time",
+                    )
+                )
     return rows
 
 
-def psycopg_insert_loop(url: str, clients: int, seconds: float, warmup: float, ctx: Context) -> Measurement:
+def append_alone_statement(network: InnovationNetwork) -> str:
+    """One call of the event store's append function as pgbench can send it: the statement the service
+    prepares (service/postgres.py), with the last stored event's topic, state and canonical parts as literals
+    under a new originator id. Text goes hex-encoded: pgbench would read a colon as a variable."""
+    recorder: Any = network.recorder
+    last = recorder.select_notifications(start=recorder.max_notification_id(), limit=1)[-1]
+    (part,) = recorder.canonical_parts([last])
+
+    def text(value: str) -> str:
+        return f"convert_from(decode('{value.encode().hex()}', 'hex'), 'UTF8')"
+
+    new_id = (
+        "gen_random_uuid()"
+        if recorder.datastore.originator_id_type == "uuid"
+        else "CAST(gen_random_uuid() AS text)"
+    )
+    values = [
+        new_id,
+        "1",
+        text(last.topic),
+        f"decode('{bytes(last.state).hex()}', 'hex')",
+        text(part.head),
+        text(part.tail),
+    ]
+    values += ["NULL"] * (16 - len(values))  # no expected versions, no registry row
+    return re.sub(r"\$(\d+)", lambda m: values[int(m[1]) - 1], recorder.append_one.sql.decode()) + ";"
+
+
+_connections: list[Any] = []
+
+
+def create_ceiling_table(url: str) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
@@ -157,19 +246,61 @@ def psycopg_insert_loop(url: str, clients: int, seconds: float, warmup: float, c
             "CREATE TABLE IF NOT EXISTS bench_commit_ceiling "
             "(id bigserial PRIMARY KEY, payload text NOT NULL)"
         )
-    connections: list[psycopg.Connection] = []
+
+
+def psycopg_inserter(url: str) -> Callable[[int], Callable[[], None]]:
+    """Per client: its own autocommitted connection, one prepared single-row INSERT per call."""
+    import psycopg
 
     def make(_: int) -> Callable[[], None]:
         conn = psycopg.connect(url, autocommit=True)
-        connections.append(conn)
+        _connections.append(conn)
 
         def insert() -> None:
             conn.execute("INSERT INTO bench_commit_ceiling (payload) VALUES (%s)", (PAYLOAD,), prepare=True)
 
         return insert
 
-    try:
-        return run_concurrent(make, clients, seconds, warmup=warmup, stop=ctx.stop)
-    finally:
-        for conn in connections:
-            conn.close()
+    return make
+
+
+def close_connections() -> None:
+    while _connections:
+        _connections.pop().close()
+
+
+def window_spread(per_round: list[dict[str, float]]) -> str:
+    """The spread of the commands' ratio to pgbench over the windows in which the loads took turns."""
+    ratios = [r["commands"] / r["pgbench"] for r in per_round if r.get("pgbench")]
+    if not ratios:
+        return ""
+    return (
+        f"; every load in {len(ratios)} windows in turn, the ratio of each window "
+        f"{min(ratios):.3f}-{max(ratios):.3f}"
+    )
+
+
+def pgbench_window(
+    url: str, statement: str, workdir: Path, name: str, command_lines: list[str]
+) -> Callable[[float], Measurement]:
+    """One window of pgbench at one client running `statement`; its command line is noted."""
+
+    def window(seconds: float) -> Measurement:
+        result = pgbench_loop(url, statement, 1, seconds, workdir, name)
+        command_lines.append(result.command)
+        return result.measurement
+
+    return window
+
+
+def in_turn(make: Callable[[int], Callable[[], None]], ctx: Context) -> Callable[[float], Measurement]:
+    """One client's operation, made once, measured window after window (a negative length: a warm-up of that
+    many seconds, not measured)."""
+    operation = make(0)
+
+    def window(seconds: float) -> Measurement:
+        if seconds < 0:
+            return run_concurrent(lambda _: operation, 1, 0.0, warmup=-seconds, stop=ctx.stop)
+        return run_concurrent(lambda _: operation, 1, seconds, stop=ctx.stop)
+
+    return window
