@@ -159,6 +159,37 @@ def proposal_body(lifecycle: Lifecycle) -> dict[str, Any]:
     }
 
 
+def rejected_proposals(
+    base_url: str, operator_token: str, idempotency: bool, innovation_id: str
+) -> Callable[[int], Callable[[], None]]:
+    """Per client: a proposal like the mix's that names an adopting region that does not exist, sent as the
+    mix sends its commands (keep-alive session, bearer token, by default an Idempotency-Key). The server
+    answers 422 `validation-error` and stores nothing: what a command costs the HTTP stack (the token, the
+    key's claim and its kept answer, the body and its schema, a problem+json answer) without a decision, an
+    event or projection work."""
+    import requests
+
+    url = base_url.rstrip("/") + "/api/v1/replications"
+    body = as_json(proposal_body(Lifecycle(innovation_id, "99.99")))
+
+    def make(_: int) -> Callable[[], None]:
+        session = requests.Session()
+        headers = {"Authorization": f"Bearer {operator_token}"}
+
+        def post() -> None:
+            if idempotency:
+                headers["Idempotency-Key"] = uuid.uuid4().hex
+            response = session.post(url, json=body, headers=headers, timeout=120)
+            if response.status_code != 422 or not response.json()["type"].endswith("/validation-error"):
+                raise CommandFailed(
+                    f"rejected proposal answered {response.status_code}: {response.text[:80]}"
+                )
+
+        return post
+
+    return make
+
+
 class Executor(Protocol):
     def run(self, kind: str, lifecycle: Lifecycle, body: dict[str, Any]) -> None: ...
 

@@ -1,6 +1,8 @@
 """Commands/s through HTTP (gunicorn, N concurrent clients, the realistic mix of bench/workload.py) beside
 two baselines of the same run: GET /healthz of the same server at the same concurrency, and the raw library's
-`save()` of the same kind of events at the same concurrency on the same backend."""
+`save()` of the same kind of events at the same concurrency on the same backend. Informative, in the same
+alternating windows: proposals the server rejects (422) before any decision, which is what the HTTP stack alone
+costs a command."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from bench.common import Measurement, Row, run_alternating, run_concurrent
 from bench.context import Context
 from bench.raw import RawLibrary, raw_env, saver
 from bench.server import serve
-from bench.workload import HttpExecutor, MixLog, Pairs, mixes, register_innovations_http
+from bench.workload import HttpExecutor, MixLog, Pairs, mixes, register_innovations_http, rejected_proposals
 
 STEPS_PER_BACKEND = 3
 
@@ -65,6 +67,7 @@ def run(ctx: Context, backend: str) -> list[Row]:
                         lambda _: HttpExecutor(server.url, operator, evaluator, ctx.idempotency),
                         log,
                     ),
+                    "rejected": rejected_proposals(server.url, operator, ctx.idempotency, innovations[0][0]),
                 },
                 ctx.clients,
                 sizes.seconds,
@@ -77,7 +80,7 @@ def run(ctx: Context, backend: str) -> list[Row]:
                 client_report=lambda: log.entries,
                 on_reports=lambda reports: log.entries.extend(e for r in reports if r for e in r),
             )
-            healthz, commands = loads["healthz"], loads["commands"]
+            healthz, commands, rejected = loads["healthz"], loads["commands"], loads["rejected"]
             lag = max(lags, default=0)
             caught_up_in = sum(settling)
     except Exception as error:
@@ -103,6 +106,7 @@ def run(ctx: Context, backend: str) -> list[Row]:
         "commands": commands.summary(),
         "mix": log.by_kind(commands.window),
         "healthz": healthz.summary(),
+        "rejected": rejected.summary(),
         "raw_save": raw.summary(),
         "rounds": [{name: round(rate, 1) for name, rate in r.items()} for r in rounds],
         "ratio_by_round": [round(r["commands"] / r["healthz"], 3) for r in rounds if r.get("healthz")],
@@ -147,6 +151,27 @@ def run(ctx: Context, backend: str) -> list[Row]:
             baseline_n=raw.ops,
             notes="informative (no target): one event per save, library's own recorder",
             **common,  # type: ignore[arg-type]
+        ),
+        Row(
+            scenario=f"HTTP rejected commands x{ctx.clients} / GET /healthz",
+            backend=backend,
+            measured=rejected.rate,
+            baseline=healthz.rate,
+            unit="/s",
+            p50_ms=rejected.p(50),
+            p95_ms=rejected.p(95),
+            p99_ms=rejected.p(99),
+            n=rejected.ops,
+            errors=rejected.errors,
+            baseline_name=f"GET /healthz, same server, {ctx.clients} clients",
+            baseline_p50_ms=healthz.p(50),
+            baseline_p99_ms=healthz.p(99),
+            baseline_n=healthz.ops,
+            notes=(
+                "informative, the HTTP stack's part of a command: a proposal naming a region that does not exist, "
+                f"sent as the mix's commands are ({keys} Idempotency-Key), answered 422 with nothing stored; in "
+                "the same alternating windows"
+            ),
         ),
     ]
 
