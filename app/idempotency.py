@@ -22,10 +22,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
+import psycopg.types.json
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Dialect, Engine, delete, insert, select, tuple_, update
 
 from app.storage import idempotency_keys
 from service.group_commit import GroupCommitter, PendingSave
+from service.prepared import (
+    BINARY_FORMAT,
+    BYTEA_OID,
+    INT4_OID,
+    INT8_OID,
+    JSON_OID,
+    TEXT_FORMAT,
+    TEXT_OID,
+    TIMESTAMPTZ_OID,
+    Prepared,
+    run_simple,
+    text_value,
+)
 
 KEEP_FOR = timedelta(hours=48)
 ABANDONED_AFTER = timedelta(seconds=120)
@@ -66,37 +82,42 @@ class IdempotencyStore:
         self._purged_at = 0.0
         self._writes = GroupCommitter(self._write_batch, name="idempotency-keys")
         self._statements = _Statements(engine.dialect)
+        self._kept = None if self._statements.sqlite else _KeptWriter(engine)
 
-    def _write(self, sql: str, params: tuple[Any, ...], *, wait_for_disk: bool) -> int:
-        """Execute one write together with those of other requests of this process; its row count."""
-        done = self._writes.save((), sql=sql, params=params, wait_for_disk=wait_for_disk)
+    def close(self) -> None:
+        if self._kept is not None:
+            self._kept.close()
+
+    def _write(self, kind: str, params: tuple[Any, ...], *, wait_for_disk: bool) -> int:
+        """Execute one write (`kind`: claim, complete or release) together with those of other requests of this
+        process; its row count."""
+        done = self._writes.save((), kind=kind, params=params, wait_for_disk=wait_for_disk)
         return done[0] if done else 0
 
     def _write_batch(self, batch: list[PendingSave]) -> None:
-        """One transaction on a plain driver connection: the statements are fixed, so neither SQLAlchemy's
-        compiler nor savepoints are needed (a claim of a key taken meanwhile inserts nothing, `ON CONFLICT DO
-        NOTHING`, and is told so by its row count). On PostgreSQL the transaction is sent in one round trip
-        (psycopg's pipeline mode)."""
-        only_claims = not any(p.kwargs["wait_for_disk"] for p in batch)
-        raw = self.engine.raw_connection()
-        try:
-            if self._statements.sqlite:
-                counts = self._write_sqlite(raw, batch)
-            else:
-                counts = self._write_postgres(raw.driver_connection, batch, only_claims)
-        finally:
-            raw.close()
+        """One transaction: the statements are fixed, so neither SQLAlchemy's compiler nor savepoints are
+        needed (a claim of a key taken meanwhile inserts nothing, `ON CONFLICT DO NOTHING`, and is told so by
+        its row count). On SQLite on a plain driver connection; on PostgreSQL as statements prepared on a
+        connection kept for these writes (`_KeptWriter`)."""
+        if self._kept is not None:
+            counts = self._kept.write(batch)
+        else:
+            raw = self.engine.raw_connection()
+            try:
+                counts = self._write_sqlite(raw, batch, self._statements.by_kind)
+            finally:
+                raw.close()
         for pending, count in zip(batch, counts, strict=True):
             pending.succeed([count])
 
     @staticmethod
-    def _write_sqlite(raw: Any, batch: list[PendingSave]) -> list[int]:
+    def _write_sqlite(raw: Any, batch: list[PendingSave], statements: dict[str, str]) -> list[int]:
         cursor = raw.cursor()
         try:
             cursor.execute("BEGIN IMMEDIATE")  # the driver's own transactions are off (ViewStore)
             counts = []
             for pending in batch:
-                cursor.execute(pending.kwargs["sql"], pending.kwargs["params"])
+                cursor.execute(statements[pending.kwargs["kind"]], pending.kwargs["params"])
                 counts.append(cursor.rowcount)
             raw.commit()
             return counts
@@ -105,26 +126,6 @@ class IdempotencyStore:
             raise
         finally:
             cursor.close()
-
-    @staticmethod
-    def _write_postgres(conn: Any, batch: list[PendingSave], only_claims: bool) -> list[int]:
-        cursors = []
-        try:
-            with conn.pipeline():
-                if only_claims:
-                    # Only claims: each reaches the disk with its command's own save, whose commit comes after
-                    # it in the WAL; waiting for it here as well would only add a flush.
-                    conn.execute("SET LOCAL synchronous_commit TO OFF")
-                for pending in batch:
-                    cursors.append(conn.execute(pending.kwargs["sql"], pending.kwargs["params"]))
-                conn.commit()
-            return [cursor.rowcount for cursor in cursors]
-        except BaseException:
-            conn.rollback()
-            raise
-        finally:
-            for cursor in cursors:
-                cursor.close()
 
     def purge_expired(self, now: datetime) -> None:
         """Forget keys older than KEEP_FOR; done at most once a minute per process, not on every command."""
@@ -143,7 +144,7 @@ class IdempotencyStore:
         self.purge_expired(now)
         st = self._statements
         params = (subject, key, print_, st.moment(now), request_id, after_position)
-        if self._write(st.claim, params, wait_for_disk=False):
+        if self._write("claim", params, wait_for_disk=False):
             return Claim("claimed")
         with self.engine.begin() as conn:
             row = conn.execute(
@@ -201,10 +202,10 @@ class IdempotencyStore:
     def complete(self, subject: str, key: str, response: StoredResponse) -> None:
         st = self._statements
         params = (response.status, st.headers(response.headers), response.body, subject, key)
-        self._write(st.complete, params, wait_for_disk=True)
+        self._write("complete", params, wait_for_disk=True)
 
     def release(self, subject: str, key: str) -> None:
-        self._write(self._statements.release, (subject, key), wait_for_disk=True)
+        self._write("release", (subject, key), wait_for_disk=True)
 
 
 def move_keys(source: Engine, target: Engine, page: int = 1000) -> int:
@@ -247,6 +248,7 @@ class _Statements:
             f'WHERE subject = {p} AND "key" = {p}'
         )
         self.release = f"DELETE FROM {table} WHERE subject = {p} AND \"key\" = {p} AND state = 'in-flight'"
+        self.by_kind = {"claim": self.claim, "complete": self.complete, "release": self.release}
         columns = idempotency_keys.c
         self._moment = columns.created_at.type.dialect_impl(dialect).bind_processor(dialect)
         self._headers = columns.headers.type.dialect_impl(dialect).bind_processor(dialect)
@@ -256,6 +258,105 @@ class _Statements:
 
     def headers(self, value: dict[str, str]) -> Any:
         return self._headers(value) if self._headers else json.dumps(value)
+
+
+CLAIM = (
+    'INSERT INTO idempotency_keys (subject, "key", fingerprint, state, created_at, request_id, after_position) '
+    "SELECT $1, $2, $3, 'in-flight', $4, $5, $6{source} ON CONFLICT (subject, \"key\") DO NOTHING RETURNING 1"
+)
+CLAIM_TYPES = [TEXT_OID, TEXT_OID, TEXT_OID, TIMESTAMPTZ_OID, TEXT_OID, INT8_OID]
+
+
+class _KeptWriter:
+    """PostgreSQL: the group commit's batches written on a connection kept for them (only the batch's leader
+    writes, one batch at a time), as statements prepared once there and run through libpq directly
+    (service/prepared.py): psycopg's own execute, its pipeline and a round of the pool cost a request more CPU
+    than its write costs the server. A lone write is one autocommitted statement; a batch of several is a
+    transaction of them. Each statement has RETURNING, so that its row count comes back as rows.
+
+    A batch of claims only does not wait for the disk (`SET LOCAL synchronous_commit`; a lone claim's statement
+    sets it with `set_config(..., true)`): each claim reaches the disk with its command's own save, whose
+    commit comes after it in the WAL, and waiting for it here as well would only add a flush. A connection that
+    fails is closed, and the next batch opens another."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._conn: Any = None
+        self._statements = {
+            "claim": Prepared("puja_claim_idempotency_key", CLAIM.format(source=""), CLAIM_TYPES),
+            "lone claim": Prepared(
+                "puja_claim_idempotency_key_unflushed",
+                "WITH unflushed AS (SELECT set_config('synchronous_commit', 'off', true)) "
+                + CLAIM.format(source=" FROM unflushed"),
+                CLAIM_TYPES,
+            ),
+            "complete": Prepared(
+                "puja_complete_idempotency_key",
+                "UPDATE idempotency_keys SET state = 'done', status = $1, headers = $2, body = $3 "
+                'WHERE subject = $4 AND "key" = $5 RETURNING 1',
+                [INT4_OID, JSON_OID, BYTEA_OID, TEXT_OID, TEXT_OID],
+                [TEXT_FORMAT, TEXT_FORMAT, BINARY_FORMAT, TEXT_FORMAT, TEXT_FORMAT],
+            ),
+            "release": Prepared(
+                "puja_release_idempotency_key",
+                "DELETE FROM idempotency_keys WHERE subject = $1 AND \"key\" = $2 AND state = 'in-flight' "
+                "RETURNING 1",
+                [TEXT_OID, TEXT_OID],
+            ),
+        }
+
+    def write(self, batch: list[PendingSave]) -> list[int]:
+        """Write a batch in one transaction; the row count of each write."""
+        conn = self._connection()
+        try:
+            if len(batch) == 1:
+                (pending,) = batch
+                kind = pending.kwargs["kind"]
+                return [self._run(conn, "lone claim" if kind == "claim" else kind, pending.kwargs["params"])]
+            run_simple(conn, b"BEGIN")
+            try:
+                if not any(p.kwargs["wait_for_disk"] for p in batch):
+                    run_simple(conn, b"SET LOCAL synchronous_commit TO OFF")
+                counts = [self._run(conn, p.kwargs["kind"], p.kwargs["params"]) for p in batch]
+                run_simple(conn, b"COMMIT")
+                return counts
+            except BaseException:
+                if conn.pgconn.transaction_status != TransactionStatus.UNKNOWN:
+                    run_simple(conn, b"ROLLBACK")
+                raise
+        except psycopg.OperationalError:
+            self.close()
+            raise
+
+    def _connection(self) -> Any:
+        if self._conn is None or self._conn.closed:
+            raw = self.engine.raw_connection()
+            conn = raw.driver_connection
+            assert conn is not None
+            raw.detach()  # ours from now on, not the pool's
+            conn.autocommit = True
+            self._conn = conn
+        return self._conn
+
+    def _run(self, conn: Any, kind: str, params: tuple[Any, ...]) -> int:
+        return int(self._statements[kind].run(conn, [_text_or_bytes(value) for value in params]).ntuples)
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
+def _text_or_bytes(value: Any) -> bytes | None:
+    """A parameter as the batch path hands it to psycopg, written for libpq: bytes as they are (binary
+    format), a JSON document as its text (the engine's serializer, which psycopg's wrapper carries), any other
+    value as PostgreSQL's text format."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, psycopg.types.json.Json):
+        dumped = (value.dumps or json.dumps)(value.obj)
+        return dumped if isinstance(dumped, bytes) else dumped.encode()
+    return text_value(value)
 
 
 def replayable_headers(headers: Any) -> dict[str, str]:

@@ -86,6 +86,7 @@ class Runtime:
             self._stream_lag.close()
         self.runner.stop()
         self.leadership.release()
+        self.idempotency.close()
         if self.idempotency.engine is not self.views.engine:
             self.idempotency.engine.dispose()
         self.views.dispose()

@@ -37,6 +37,7 @@ TEXT_OID, INT4_OID, BYTEA_OID, UUID_OID, TEXT_ARRAY_OID, INT4_ARRAY_OID, UUID_AR
     1007,
     2951,
 )
+INT8_OID, JSON_OID, TIMESTAMPTZ_OID = 20, 114, 1184
 
 TEXT_FORMAT, BINARY_FORMAT = 0, 1
 
@@ -112,6 +113,13 @@ class Prepared:
                 f"unexpected result of a prepared statement: {[r.status for r in results]}"
             )
         return results[0]
+
+
+def run_simple(conn: psycopg.Connection[Any], sql: bytes) -> None:
+    """A statement without parameters or rows (BEGIN, SET LOCAL, COMMIT, ROLLBACK), as a simple query."""
+    with conn.lock:
+        conn.pgconn.send_query(sql)
+        Prepared._check(conn, conn.wait(execute(conn.pgconn)), pq.ExecStatus.COMMAND_OK)
 
 
 def rows(result: pq.abc.PGresult) -> list[tuple[str | None, ...]]:
