@@ -43,6 +43,28 @@ class Row:
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def of_rates(
+        cls, scenario: str, backend: str, measured: Measurement, baseline: Measurement, **fields: Any
+    ) -> Row:
+        """A throughput beside a throughput baseline, each with its latencies."""
+        return cls(
+            scenario=scenario,
+            backend=backend,
+            measured=measured.rate,
+            baseline=baseline.rate,
+            unit="/s",
+            p50_ms=measured.p(50),
+            p95_ms=measured.p(95),
+            p99_ms=measured.p(99),
+            n=measured.ops,
+            errors=measured.errors,
+            baseline_p50_ms=baseline.p(50),
+            baseline_p99_ms=baseline.p(99),
+            baseline_n=baseline.ops,
+            **fields,
+        )
+
     @property
     def ratio(self) -> float | None:
         if self.measured is None or not self.baseline:

@@ -184,21 +184,12 @@ def run(ctx: Context) -> list[Row]:
             )
             if clients == 1 and append_alone is not None:
                 rows.append(
-                    Row(
-                        scenario="append function alone x1 (pgbench) / commit ceiling",
-                        backend="postgres",
-                        measured=append_alone.rate,
-                        baseline=ceiling[clients].rate,
-                        unit="/s",
-                        p50_ms=append_alone.p(50),
-                        p95_ms=append_alone.p(95),
-                        p99_ms=append_alone.p(99),
-                        n=append_alone.ops,
-                        errors=append_alone.errors,
+                    Row.of_rates(
+                        "append function alone x1 (pgbench) / commit ceiling",
+                        "postgres",
+                        append_alone,
+                        ceiling[clients],
                         baseline_name="pgbench, 1 client, one single-row INSERT per transaction",
-                        baseline_p50_ms=ceiling[clients].p(50),
-                        baseline_p99_ms=ceiling[clients].p(99),
-                        baseline_n=ceiling[clients].ops,
                         notes="informative, the floor under a command: pgbench (a C client, no Python) calling "
                         "the event store's append function for one event as a command's save does (the lock, "
                         "the last link, the guards, the chain's SHA-256, the insert), a new aggregate each time",

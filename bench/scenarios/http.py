@@ -152,21 +152,12 @@ def run(ctx: Context, backend: str) -> list[Row]:
             notes="informative (no target): one event per save, library's own recorder",
             **common,  # type: ignore[arg-type]
         ),
-        Row(
-            scenario=f"HTTP rejected commands x{ctx.clients} / GET /healthz",
-            backend=backend,
-            measured=rejected.rate,
-            baseline=healthz.rate,
-            unit="/s",
-            p50_ms=rejected.p(50),
-            p95_ms=rejected.p(95),
-            p99_ms=rejected.p(99),
-            n=rejected.ops,
-            errors=rejected.errors,
+        Row.of_rates(
+            f"HTTP rejected commands x{ctx.clients} / GET /healthz",
+            backend,
+            rejected,
+            healthz,
             baseline_name=f"GET /healthz, same server, {ctx.clients} clients",
-            baseline_p50_ms=healthz.p(50),
-            baseline_p99_ms=healthz.p(99),
-            baseline_n=healthz.ops,
             notes=(
                 "informative, the HTTP stack's part of a command: a proposal naming a region that does not exist, "
                 f"sent as the mix's commands are ({keys} Idempotency-Key), answered 422 with nothing stored; in "
