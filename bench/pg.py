@@ -89,9 +89,8 @@ PAYLOAD = "x" * 400  # about the size of one stored event's state
 INSERT_STATEMENT = f"INSERT INTO bench_commit_ceiling (payload) VALUES ('{PAYLOAD}');"
 
 
-def pgbench_insert_loop(url: str, clients: int, seconds: float, workdir: Path) -> PgbenchResult:
-    """The database's commit ceiling: `clients` pgbench connections, each a loop of one single-row INSERT
-    per transaction (autocommit) into a scratch table, for `seconds`."""
+def create_ceiling_table(url: str) -> None:
+    """The scratch table of the single-row INSERT loops (pgbench's and psycopg's)."""
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
@@ -99,6 +98,12 @@ def pgbench_insert_loop(url: str, clients: int, seconds: float, workdir: Path) -
             "CREATE TABLE IF NOT EXISTS bench_commit_ceiling "
             "(id bigserial PRIMARY KEY, payload text NOT NULL)"
         )
+
+
+def pgbench_insert_loop(url: str, clients: int, seconds: float, workdir: Path) -> PgbenchResult:
+    """The database's commit ceiling: `clients` pgbench connections, each a loop of one single-row INSERT
+    per transaction (autocommit) into a scratch table, for `seconds`."""
+    create_ceiling_table(url)
     return pgbench_loop(url, INSERT_STATEMENT, clients, seconds, workdir, "insert")
 
 

@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from bench.common import Measurement, Row, alternate_windows, run_concurrent
 from bench.context import Context
-from bench.pg import INSERT_STATEMENT, PAYLOAD, pgbench_insert_loop, pgbench_loop, pgbench_path
+from bench.pg import (
+    INSERT_STATEMENT,
+    PAYLOAD,
+    create_ceiling_table,
+    pgbench_insert_loop,
+    pgbench_loop,
+    pgbench_path,
+)
 from bench.raw import RawLibrary, raw_env, saver
 from bench.workload import AppExecutor, MixLog, Pairs, mixes, register_innovations_app
 
@@ -54,6 +61,7 @@ def run(ctx: Context) -> list[Row]:
     command_line = ""
     per_round: list[dict[str, float]] = []
     command_lines: list[str] = []
+    connections: list[Any] = []
     try:
         pairs = Pairs(register_innovations_app(network))
         for clients in concurrencies:
@@ -65,7 +73,7 @@ def run(ctx: Context) -> list[Row]:
                 append_statement = append_alone_statement(network)
                 loads = {
                     "commands": in_turn(mixed, ctx),
-                    "psycopg loop": in_turn(psycopg_inserter(url), ctx),
+                    "psycopg loop": in_turn(psycopg_inserter(url, connections), ctx),
                     "raw library": in_turn(saver(library), ctx),
                 }
                 if has_pgbench:
@@ -94,7 +102,11 @@ def run(ctx: Context) -> list[Row]:
                         result = pgbench_insert_loop(url, clients, sizes.seconds, workdir)
                         ceiling[clients] = result.measurement
                     loop[clients] = run_concurrent(
-                        psycopg_inserter(url), clients, sizes.seconds, warmup=sizes.warmup, stop=ctx.stop
+                        psycopg_inserter(url, connections),
+                        clients,
+                        sizes.seconds,
+                        warmup=sizes.warmup,
+                        stop=ctx.stop,
                     )
                     raw[clients] = run_concurrent(
                         saver(library), clients, sizes.seconds, warmup=sizes.warmup, stop=ctx.stop
@@ -103,7 +115,8 @@ def run(ctx: Context) -> list[Row]:
     finally:
         network.close()
         library.close()
-        close_connections()
+        for conn in connections:
+            conn.close()
 
     ctx.details["app/postgres"] = {
         "commands": {c: m.summary() for c, m in commands.items()},
@@ -226,26 +239,14 @@ def append_alone_statement(network: InnovationNetwork) -> str:
     return re.sub(r"\$(\d+)", lambda m: values[int(m[1]) - 1], recorder.append_one.sql.decode()) + ";"
 
 
-_connections: list[Any] = []
-
-
-def create_ceiling_table(url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS bench_commit_ceiling "
-            "(id bigserial PRIMARY KEY, payload text NOT NULL)"
-        )
-
-
-def psycopg_inserter(url: str) -> Callable[[int], Callable[[], None]]:
-    """Per client: its own autocommitted connection, one prepared single-row INSERT per call."""
+def psycopg_inserter(url: str, connections: list[Any]) -> Callable[[int], Callable[[], None]]:
+    """Per client: its own autocommitted connection (added to `connections`, for the caller to close), one
+    prepared single-row INSERT per call."""
     import psycopg
 
     def make(_: int) -> Callable[[], None]:
         conn = psycopg.connect(url, autocommit=True)
-        _connections.append(conn)
+        connections.append(conn)
 
         def insert() -> None:
             conn.execute("INSERT INTO bench_commit_ceiling (payload) VALUES (%s)", (PAYLOAD,), prepare=True)
@@ -253,11 +254,6 @@ def psycopg_inserter(url: str) -> Callable[[int], Callable[[], None]]:
         return insert
 
     return make
-
-
-def close_connections() -> None:
-    while _connections:
-        _connections.pop().close()
 
 
 def window_spread(per_round: list[dict[str, float]]) -> str:
