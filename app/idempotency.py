@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-import psycopg.types.json
 from psycopg.pq import TransactionStatus
 from sqlalchemy import Dialect, Engine, delete, insert, select, tuple_, update
 
@@ -81,8 +81,8 @@ class IdempotencyStore:
         self.engine = engine
         self._purged_at = 0.0
         self._writes = GroupCommitter(self._write_batch, name="idempotency-keys")
-        self._statements = _Statements(engine.dialect)
-        self._kept = None if self._statements.sqlite else _KeptWriter(engine)
+        self._values = _Values(engine.dialect)
+        self._kept = None if self._values.sqlite else _KeptWriter(engine)
 
     def close(self) -> None:
         if self._kept is not None:
@@ -104,20 +104,20 @@ class IdempotencyStore:
         else:
             raw = self.engine.raw_connection()
             try:
-                counts = self._write_sqlite(raw, batch, self._statements.by_kind)
+                counts = self._write_sqlite(raw, batch)
             finally:
                 raw.close()
         for pending, count in zip(batch, counts, strict=True):
             pending.succeed([count])
 
     @staticmethod
-    def _write_sqlite(raw: Any, batch: list[PendingSave], statements: dict[str, str]) -> list[int]:
+    def _write_sqlite(raw: Any, batch: list[PendingSave]) -> list[int]:
         cursor = raw.cursor()
         try:
             cursor.execute("BEGIN IMMEDIATE")  # the driver's own transactions are off (ViewStore)
             counts = []
             for pending in batch:
-                cursor.execute(statements[pending.kwargs["kind"]], pending.kwargs["params"])
+                cursor.execute(SQLITE_WRITES[pending.kwargs["kind"]], pending.kwargs["params"])
                 counts.append(cursor.rowcount)
             raw.commit()
             return counts
@@ -142,8 +142,7 @@ class IdempotencyStore:
         the request stores lies above it."""
         now = datetime.now(UTC)
         self.purge_expired(now)
-        st = self._statements
-        params = (subject, key, print_, st.moment(now), request_id, after_position)
+        params = (subject, key, print_, self._values.moment(now), request_id, after_position)
         if self._write("claim", params, wait_for_disk=False):
             return Claim("claimed")
         with self.engine.begin() as conn:
@@ -200,8 +199,7 @@ class IdempotencyStore:
             )
 
     def complete(self, subject: str, key: str, response: StoredResponse) -> None:
-        st = self._statements
-        params = (response.status, st.headers(response.headers), response.body, subject, key)
+        params = (response.status, self._values.headers(response.headers), response.body, subject, key)
         self._write("complete", params, wait_for_disk=True)
 
     def release(self, subject: str, key: str) -> None:
@@ -230,28 +228,29 @@ def move_keys(source: Engine, target: Engine, page: int = 1000) -> int:
         moved += len(rows)
 
 
-class _Statements:
-    """The three writes of every keyed request, as the driver takes them. Values are converted as SQLAlchemy
-    converts them for the table (`created_at`, `headers`), so that the rows read the same either way."""
+# The three writes of every keyed request, with PostgreSQL's numbered placeholders, in the order of their values.
+WRITES = {
+    "claim": 'INSERT INTO idempotency_keys (subject, "key", fingerprint, state, created_at, request_id, '
+    "after_position) VALUES ($1, $2, $3, 'in-flight', $4, $5, $6) ON CONFLICT (subject, \"key\") DO NOTHING",
+    "complete": "UPDATE idempotency_keys SET state = 'done', status = $1, headers = $2, body = $3 "
+    'WHERE subject = $4 AND "key" = $5',
+    "release": "DELETE FROM idempotency_keys WHERE subject = $1 AND \"key\" = $2 AND state = 'in-flight'",
+}
+SQLITE_WRITES = {kind: re.sub(r"\$\d+", "?", sql) for kind, sql in WRITES.items()}
+
+
+class _Values:
+    """The writes' values as the driver takes them, converted as SQLAlchemy converts them for the table
+    (`created_at`, `headers`), so that the rows read the same either way. On PostgreSQL they go out in
+    PostgreSQL's text format (`_KeptWriter`), the headers as their JSON text."""
 
     def __init__(self, dialect: Dialect) -> None:
         self.sqlite = dialect.name == "sqlite"
-        p = "?" if dialect.paramstyle == "qmark" else "%s"
-        json_cast = "" if self.sqlite else "::json"
-        table = "idempotency_keys"
-        self.claim = (
-            f'INSERT INTO {table} (subject, "key", fingerprint, state, created_at, request_id, after_position) '
-            f"VALUES ({p}, {p}, {p}, 'in-flight', {p}, {p}, {p}) ON CONFLICT (subject, \"key\") DO NOTHING"
-        )
-        self.complete = (
-            f"UPDATE {table} SET state = 'done', status = {p}, headers = {p}{json_cast}, body = {p} "
-            f'WHERE subject = {p} AND "key" = {p}'
-        )
-        self.release = f"DELETE FROM {table} WHERE subject = {p} AND \"key\" = {p} AND state = 'in-flight'"
-        self.by_kind = {"claim": self.claim, "complete": self.complete, "release": self.release}
         columns = idempotency_keys.c
         self._moment = columns.created_at.type.dialect_impl(dialect).bind_processor(dialect)
-        self._headers = columns.headers.type.dialect_impl(dialect).bind_processor(dialect)
+        self._headers = (
+            columns.headers.type.dialect_impl(dialect).bind_processor(dialect) if self.sqlite else None
+        )
 
     def moment(self, value: datetime) -> Any:
         return self._moment(value) if self._moment else value
@@ -260,48 +259,40 @@ class _Statements:
         return self._headers(value) if self._headers else json.dumps(value)
 
 
-CLAIM = (
-    'INSERT INTO idempotency_keys (subject, "key", fingerprint, state, created_at, request_id, after_position) '
-    "SELECT $1, $2, $3, 'in-flight', $4, $5, $6{source} ON CONFLICT (subject, \"key\") DO NOTHING RETURNING 1"
-)
-CLAIM_TYPES = [TEXT_OID, TEXT_OID, TEXT_OID, TIMESTAMPTZ_OID, TEXT_OID, INT8_OID]
-
-
 class _KeptWriter:
     """PostgreSQL: the group commit's batches written on a connection kept for them (only the batch's leader
     writes, one batch at a time), as statements prepared once there and run through libpq directly
     (service/prepared.py): psycopg's own execute, its pipeline and a round of the pool cost a request more CPU
     than its write costs the server. A lone write is one autocommitted statement; a batch of several is a
-    transaction of them. Each statement has RETURNING, so that its row count comes back as rows.
+    transaction of them.
 
-    A batch of claims only does not wait for the disk (`SET LOCAL synchronous_commit`; a lone claim's statement
-    sets it with `set_config(..., true)`): each claim reaches the disk with its command's own save, whose
-    commit comes after it in the WAL, and waiting for it here as well would only add a flush. A connection that
-    fails is closed, and the next batch opens another."""
+    A batch of claims only does not wait for the disk (`SET LOCAL synchronous_commit`), nor does a lone claim:
+    each claim reaches the disk with its command's own save, whose commit comes after it in the WAL, and waiting
+    for it here as well would only add a flush. A connection that fails is closed, and the next batch opens
+    another."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._conn: Any = None
+        # Each statement with RETURNING, so that its row count comes back as rows. A lone claim's own transaction
+        # does not wait for the disk: `set_config(..., true)` is `SET LOCAL`, evaluated before the insert.
+        lone_claim = "WITH unflushed AS (SELECT set_config('synchronous_commit', 'off', true)) " + WRITES[
+            "claim"
+        ].replace("VALUES (", "SELECT ").replace(") ON CONFLICT", " FROM unflushed ON CONFLICT")
+        claim_types = [TEXT_OID, TEXT_OID, TEXT_OID, TIMESTAMPTZ_OID, TEXT_OID, INT8_OID]
         self._statements = {
-            "claim": Prepared("puja_claim_idempotency_key", CLAIM.format(source=""), CLAIM_TYPES),
+            "claim": Prepared("puja_claim_idempotency_key", WRITES["claim"] + " RETURNING 1", claim_types),
             "lone claim": Prepared(
-                "puja_claim_idempotency_key_unflushed",
-                "WITH unflushed AS (SELECT set_config('synchronous_commit', 'off', true)) "
-                + CLAIM.format(source=" FROM unflushed"),
-                CLAIM_TYPES,
+                "puja_claim_idempotency_key_unflushed", lone_claim + " RETURNING 1", claim_types
             ),
             "complete": Prepared(
                 "puja_complete_idempotency_key",
-                "UPDATE idempotency_keys SET state = 'done', status = $1, headers = $2, body = $3 "
-                'WHERE subject = $4 AND "key" = $5 RETURNING 1',
+                WRITES["complete"] + " RETURNING 1",
                 [INT4_OID, JSON_OID, BYTEA_OID, TEXT_OID, TEXT_OID],
                 [TEXT_FORMAT, TEXT_FORMAT, BINARY_FORMAT, TEXT_FORMAT, TEXT_FORMAT],
             ),
             "release": Prepared(
-                "puja_release_idempotency_key",
-                "DELETE FROM idempotency_keys WHERE subject = $1 AND \"key\" = $2 AND state = 'in-flight' "
-                "RETURNING 1",
-                [TEXT_OID, TEXT_OID],
+                "puja_release_idempotency_key", WRITES["release"] + " RETURNING 1", [TEXT_OID, TEXT_OID]
             ),
         }
 
@@ -339,24 +330,13 @@ class _KeptWriter:
         return self._conn
 
     def _run(self, conn: Any, kind: str, params: tuple[Any, ...]) -> int:
-        return int(self._statements[kind].run(conn, [_text_or_bytes(value) for value in params]).ntuples)
+        values = [value if isinstance(value, bytes) else text_value(value) for value in params]
+        return int(self._statements[kind].run(conn, values).ntuples)
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
-
-
-def _text_or_bytes(value: Any) -> bytes | None:
-    """A parameter as the batch path hands it to psycopg, written for libpq: bytes as they are (binary
-    format), a JSON document as its text (the engine's serializer, which psycopg's wrapper carries), any other
-    value as PostgreSQL's text format."""
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, psycopg.types.json.Json):
-        dumped = (value.dumps or json.dumps)(value.obj)
-        return dumped if isinstance(dumped, bytes) else dumped.encode()
-    return text_value(value)
 
 
 def replayable_headers(headers: Any) -> dict[str, str]:
